@@ -1,0 +1,92 @@
+# Everyday commands for this stack: `make help` lists them. Read by GNU make.
+# Change here: how commands run. Settings belong in .env, Airflow tuning in config/airflow.cfg.
+# OFFLINE=1 (on any target) uses the offline kit's images from offline/images.env, building them
+# when missing; EXTRA_CA_BUNDLE=/path/to/ca.pem adds a CA that image builds must trust for PyPI.
+
+SHELL := /bin/bash
+.SHELLFLAGS := -euo pipefail -c
+.DEFAULT_GOAL := help
+
+COMPOSE_PROJECT_NAME ?= airflow
+export COMPOSE_PROJECT_NAME
+PYTHON ?= python3
+VENV := .venv
+N ?= 1
+WAIT_TIMEOUT ?= 900
+
+ifeq ($(OFFLINE),1)
+include offline/images.env
+export $(shell sed -n 's/^\([A-Z_][A-Z0-9_]*\)=.*/\1/p' offline/images.env)
+export OFFLINE
+endif
+ifdef EXTRA_CA_BUNDLE
+export EXTRA_CA_BUNDLE
+endif
+
+COMPOSE := docker compose
+
+.PHONY: help env up down ps logs scale test test-unit test-integration lint clean offline-images lock image
+
+help: ## List the targets
+	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  make %-18s %s\n", $$1, $$2}'
+	@echo "  Options: OFFLINE=1 (offline kit images), EXTRA_CA_BUNDLE=ca.pem, N=<workers> for scale"
+
+env: ## Create .env with fresh random secrets (never overwrites an existing one)
+	@$(PYTHON) scripts/generate_env.py
+
+offline-images: ## Build (or reuse) the offline kit's stand-in images
+	@bash offline/build.sh
+
+extra-ca-bundle.pem: FORCE
+	@if [ -n "$${EXTRA_CA_BUNDLE:-}" ]; then cp "$$EXTRA_CA_BUNDLE" $@; else rm -f $@; fi
+FORCE:
+
+image: extra-ca-bundle.pem $(if $(filter 1,$(OFFLINE)),offline-images) ## Build the Airflow image
+	@$(COMPOSE) --profile grafana build
+
+up: env image ## Start the stack, wait until every service is healthy, print the URLs
+	@$(COMPOSE) $(grafana_profile) up -d --remove-orphans
+	@$(PYTHON) scripts/wait_healthy.py --timeout $(WAIT_TIMEOUT)
+	@$(PYTHON) scripts/print_urls.py
+
+down: ## Stop and remove the stack's containers (volumes are kept)
+	@$(COMPOSE) --profile grafana down --remove-orphans
+
+ps: ## Show the stack's containers and their health
+	@$(COMPOSE) --profile grafana ps -a
+
+logs: ## Follow the logs of every service (S=<service> for one)
+	@$(COMPOSE) --profile grafana logs -f --tail=200 $(S)
+
+scale: ## Run N Celery workers: make scale N=3
+	@$(COMPOSE) $(grafana_profile) up -d --no-recreate --scale airflow-worker=$(N)
+	@$(PYTHON) scripts/wait_healthy.py --timeout $(WAIT_TIMEOUT)
+
+$(VENV)/.installed: requirements.lock requirements-test.txt
+	@$(PYTHON) -m venv $(VENV)
+	@$(VENV)/bin/pip install --quiet --disable-pip-version-check -r requirements.lock -r requirements-test.txt
+	@touch $@
+
+test-unit: $(VENV)/.installed ## Unit tests: no running stack needed
+	@$(VENV)/bin/pytest tests/unit
+
+test-integration: $(VENV)/.installed image ## Integration tests against a real stack (testcontainers)
+	@$(VENV)/bin/pytest tests/integration
+
+test: $(VENV)/.installed image ## All tests: unit, then integration against a real stack
+	@$(VENV)/bin/pytest tests
+
+lint: $(VENV)/.installed ## ruff (lint and format check) and bash -n on the shell scripts
+	@$(VENV)/bin/ruff check .
+	@$(VENV)/bin/ruff format --check .
+	@for f in scripts/*.sh offline/*.sh .ci/run .ci/install-docker; do [ -f "$$f" ] && bash -n "$$f"; done; echo "shell syntax ok"
+
+lock: ## Re-resolve requirements.in into requirements.lock (needs uv)
+	@uv pip compile requirements.in --universal --python-version 3.11 --no-header --annotation-style line -o requirements.lock
+
+clean: ## Remove the stack with its volumes, the test venv and build leftovers
+	@$(COMPOSE) --profile grafana down --volumes --remove-orphans
+	@rm -rf $(VENV) extra-ca-bundle.pem .pytest_cache .ruff_cache
+
+# Grafana runs where its image is present; offline, none can be built, so it is left out then.
+grafana_profile = $(shell if [ "$(OFFLINE)" = 1 ] && ! docker image inspect "$$($(COMPOSE) --profile grafana config --images 2>/dev/null | grep grafana)" >/dev/null 2>&1; then echo "--profile none"; fi)
