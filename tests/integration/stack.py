@@ -1,0 +1,160 @@
+"""The real stack under test: docker-compose.yml driven by testcontainers, plus the few things the
+tests read from it (containers of a service, a Prometheus query, a SQL query in Postgres).
+
+The stack runs under its own compose project name and env file, with its own random secrets and
+host ports, so it never touches a user's `.env` or a stack started with `make up`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import time
+import urllib.parse
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import docker
+from docker.models.containers import Container
+from testcontainers.compose import DockerCompose
+
+from scripts.generate_env import render
+
+REPO = Path(__file__).resolve().parents[2]
+
+PROJECT = "airflow-stack-test"
+TEST_PORTS = {"AIRFLOW_API_PORT": "18080", "FLOWER_PORT": "15555", "GRAFANA_PORT": "13000"}
+
+
+def env_values(env_file: Path) -> dict[str, str]:
+    values = {}
+    for line in env_file.read_text().splitlines():
+        if "=" in line and not line.lstrip().startswith("#"):
+            key, value = line.split("=", 1)
+            values[key.strip()] = value
+    return values
+
+
+def write_env_file(path: Path, with_grafana: bool) -> Path:
+    lines = []
+    for line in render((REPO / ".env.example").read_text()).splitlines():
+        key = line.split("=", 1)[0]
+        if key in TEST_PORTS:
+            line = f"{key}={TEST_PORTS[key]}"
+        elif key == "COMPOSE_PROFILES":
+            line = f"COMPOSE_PROFILES={'grafana' if with_grafana else ''}"
+        lines.append(line)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as out:
+        out.write("\n".join(lines) + "\n")
+    return path
+
+
+@dataclass
+class Stack:
+    env_file: Path
+    grafana_image: str
+    with_grafana: bool
+    compose: DockerCompose = field(init=False)
+    env: dict[str, str] = field(init=False)
+    client: docker.DockerClient = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.compose = DockerCompose(
+            context=REPO,
+            compose_file_name="docker-compose.yml",
+            env_file=str(self.env_file),
+            build=True,
+            wait=True,
+            keep_volumes=False,
+        )
+        self.env = env_values(self.env_file)
+        self.client = docker.from_env()
+
+    # --- lifecycle -------------------------------------------------------------------------------
+    def compose_cmd(self, *args: str, check: bool = True, timeout: float = 900) -> str:
+        result = subprocess.run(
+            [*self.compose.compose_command_property, *args],
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
+        if check and result.returncode != 0:
+            raise RuntimeError(f"docker compose {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}")
+        return result.stdout
+
+    def start(self) -> None:
+        try:
+            self.compose.start()
+        except Exception:
+            print(self.compose_cmd("ps", "--all", check=False))
+            print(self.compose_cmd("logs", "--no-color", "--tail=60", check=False))
+            raise
+
+    def stop(self) -> None:
+        self.compose.stop(down=True)
+
+    def scale_workers(self, count: int) -> None:
+        self.compose_cmd("up", "--detach", "--wait", "--no-recreate", "--scale", f"airflow-worker={count}")
+
+    # --- containers ------------------------------------------------------------------------------
+    def containers(self, service: str, include_stopped: bool = False) -> list[Container]:
+        found = self.client.containers.list(
+            all=include_stopped,
+            filters={
+                "label": [f"com.docker.compose.project={PROJECT}", f"com.docker.compose.service={service}"]
+            },
+        )
+        return sorted(found, key=lambda c: int(c.labels.get("com.docker.compose.container-number", "0")))
+
+    def container(self, service: str) -> Container:
+        found = self.containers(service)
+        assert found, f"no running container for service {service}"
+        return found[0]
+
+    def exec(self, service: str, command: list[str], environment: dict[str, str] | None = None) -> str:
+        exit_code, output = self.container(service).exec_run(command, environment=environment)
+        text = output.decode(errors="replace")
+        if exit_code != 0:
+            raise RuntimeError(f"{service}: {' '.join(command)} exited {exit_code}: {text}")
+        return text
+
+    # --- queries ---------------------------------------------------------------------------------
+    def sql(self, query: str) -> list[list[str]]:
+        """Run SQL straight on Postgres (not through PgBouncer) as the airflow role."""
+        out = self.exec(
+            "postgres",
+            ["psql", "--username=airflow", "--dbname=airflow", "--no-psqlrc", "-tA", "-F", "\t", "-c", query],
+            environment={"PGPASSWORD": self.env["POSTGRES_PASSWORD"]},
+        )
+        return [line.split("\t") for line in out.splitlines() if line]
+
+    def pgbouncer_show(self, what: str) -> list[dict[str, str]]:
+        out = self.exec(
+            "pgbouncer",
+            ["psql", "--host=127.0.0.1", "--port=6432", "--username=airflow", "--dbname=pgbouncer",
+             "--no-psqlrc", "-A", "-F", "\t", "-c", f"SHOW {what}"],
+        )
+        lines = [line for line in out.splitlines() if line and not line.startswith("(")]
+        header = lines[0].split("\t")
+        return [dict(zip(header, line.split("\t"), strict=False)) for line in lines[1:]]
+
+    def prometheus_query(self, promql: str) -> list[dict]:
+        url = "http://127.0.0.1:9090/api/v1/query?" + urllib.parse.urlencode({"query": promql})
+        body = json.loads(self.exec("prometheus", ["wget", "-q", "-O", "-", url]))
+        assert body["status"] == "success", body
+        return body["data"]["result"]
+
+    def wait_for_series(self, promql: str, timeout: float = 120) -> list[dict]:
+        deadline = time.monotonic() + timeout
+        while True:
+            result = self.prometheus_query(promql)
+            if result or time.monotonic() > deadline:
+                return result
+            time.sleep(5)
+
+    def url(self, port_key: str) -> str:
+        return f"http://127.0.0.1:{self.env[port_key]}"

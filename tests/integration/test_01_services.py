@@ -1,0 +1,65 @@
+"""Every service of the stack comes up healthy, with two schedulers, and Airflow says so too."""
+
+from __future__ import annotations
+
+import requests
+
+from tests.integration.stack import Stack
+
+LONG_RUNNING = [
+    "postgres", "redis", "pgbouncer", "statsd-exporter", "airflow-apiserver", "airflow-scheduler",
+    "airflow-dag-processor", "airflow-triggerer", "airflow-worker", "flower", "prometheus",
+]
+
+
+def test_every_long_running_service_is_healthy(stack: Stack) -> None:
+    services = LONG_RUNNING + (["grafana"] if stack.with_grafana else [])
+    for service in services:
+        containers = stack.containers(service)
+        assert containers, f"{service} is not running"
+        for container in containers:
+            container.reload()
+            health = container.attrs["State"].get("Health", {}).get("Status")
+            assert health == "healthy", f"{container.name} is {health}"
+
+
+def test_init_ran_once_and_exited_cleanly(stack: Stack) -> None:
+    (init,) = stack.containers("airflow-init", include_stopped=True)
+    assert init.attrs["State"]["Status"] == "exited"
+    assert init.attrs["State"]["ExitCode"] == 0
+
+
+def test_two_schedulers_are_running_and_heartbeating(stack: Stack) -> None:
+    assert len(stack.containers("airflow-scheduler")) == 2
+    hostnames = {c.attrs["Config"]["Hostname"] for c in stack.containers("airflow-scheduler")}
+    rows = stack.sql(
+        "SELECT hostname FROM job WHERE job_type = 'SchedulerJob' AND state = 'running' "
+        "AND latest_heartbeat > now() - interval '60 seconds'"
+    )
+    assert hostnames <= {row[0] for row in rows}, f"live scheduler jobs: {rows}, containers: {hostnames}"
+
+
+def test_airflow_reports_every_component_healthy(stack: Stack) -> None:
+    health = requests.get(f"{stack.url('AIRFLOW_API_PORT')}/api/v2/monitor/health", timeout=30).json()
+    for component in ("metadatabase", "scheduler", "triggerer", "dag_processor"):
+        assert health[component]["status"] == "healthy", health
+
+
+def test_only_the_uis_are_published_and_on_localhost(stack: Stack) -> None:
+    published = {}
+    for container in stack.client.containers.list(filters={"label": "com.docker.compose.project=airflow-stack-test"}):
+        for port, bindings in (container.attrs["NetworkSettings"]["Ports"] or {}).items():
+            for binding in bindings or []:
+                published[f"{container.labels['com.docker.compose.service']}:{port}"] = binding["HostIp"]
+    expected = {"airflow-apiserver:8080/tcp", "flower:5555/tcp"} | (
+        {"grafana:3000/tcp"} if stack.with_grafana else set()
+    )
+    assert set(published) == expected
+    assert set(published.values()) == {"127.0.0.1"}
+
+
+def test_flower_refuses_anonymous_and_accepts_its_user(stack: Stack) -> None:
+    url = f"{stack.url('FLOWER_PORT')}/api/workers"
+    assert requests.get(url, timeout=30).status_code == 401
+    auth = (stack.env["FLOWER_USER"], stack.env["FLOWER_PASSWORD"])
+    assert requests.get(url, auth=auth, timeout=30).status_code == 200

@@ -1,0 +1,126 @@
+"""docker-compose.yml validates with the documented .env, refuses to start without a secret (naming
+it), pins every image behind an override, and keeps the wiring promises users rely on."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+import yaml
+
+from scripts.generate_env import render
+from tests.unit.compose import REPO, SECRETS, compose_config, resolved
+
+ONE_SHOT = {"airflow-init"}
+UIS = {"airflow-apiserver": 8080, "flower": 5555, "grafana": 3000}
+
+
+@pytest.fixture(scope="module")
+def env_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("env") / ".env"
+    path.write_text(render((REPO / ".env.example").read_text()))
+    return path
+
+
+@pytest.fixture(scope="module")
+def config(env_file: Path) -> dict:
+    return resolved(env_file)
+
+
+def test_validates_with_the_documented_env(config: dict) -> None:
+    assert "airflow-worker" in config["services"]
+
+
+def test_empty_environment_is_refused_naming_a_secret(tmp_path: Path) -> None:
+    empty = tmp_path / "empty.env"
+    empty.write_text("")
+    result = compose_config(empty)
+    assert result.returncode != 0
+    assert any(secret in result.stderr for secret in SECRETS), result.stderr
+
+
+@pytest.mark.parametrize("secret", SECRETS)
+def test_each_missing_secret_is_named(secret: str, env_file: Path, tmp_path: Path) -> None:
+    lines = [line for line in env_file.read_text().splitlines() if not line.startswith(f"{secret}=")]
+    partial = tmp_path / "partial.env"
+    partial.write_text("\n".join(lines) + f"\n{secret}=\n")
+    result = compose_config(partial, "--profile", "grafana")
+    assert result.returncode != 0, f"compose accepted an empty {secret}"
+    assert secret in result.stderr, result.stderr
+
+
+def test_no_secret_has_a_default_anywhere() -> None:
+    compose_text = (REPO / "docker-compose.yml").read_text()
+    for secret in SECRETS:
+        assert not re.search(rf"\${{{secret}:?-", compose_text), f"{secret} has a default in docker-compose.yml"
+        assert re.search(rf"^{secret}=$", (REPO / ".env.example").read_text(), re.M), f"{secret} not empty"
+
+
+def test_every_image_is_pinned_and_overridable_from_env() -> None:
+    raw = yaml.safe_load((REPO / "docker-compose.yml").read_text())
+    images = {name: svc["image"] for name, svc in raw["services"].items() if "image" in svc}
+    for name, image in images.items():
+        match = re.fullmatch(r"\$\{([A-Z_]+):-([^}]+)\}", image)
+        assert match, f"{name}: image {image!r} cannot be overridden from .env"
+        default = match.group(2)
+        assert ":" in default and not default.endswith((":latest", ":")), f"{name}: {default} not pinned"
+
+
+def test_worker_is_scalable(config: dict) -> None:
+    worker = config["services"]["airflow-worker"]
+    assert "container_name" not in worker
+    assert not worker.get("ports")
+
+
+def test_long_running_services_have_healthchecks_and_restart_policies(config: dict) -> None:
+    for name, service in config["services"].items():
+        if name in ONE_SHOT:
+            assert service.get("restart", "no") == "no"
+            continue
+        assert service.get("healthcheck", {}).get("test"), f"{name} has no healthcheck"
+        assert service.get("restart") in ("unless-stopped", "always"), f"{name} restart={service.get('restart')}"
+
+
+def test_only_the_uis_are_published_on_localhost(config: dict) -> None:
+    for name, service in config["services"].items():
+        ports = service.get("ports", [])
+        if name not in UIS:
+            assert not ports, f"{name} publishes {ports}"
+            continue
+        assert [p["target"] for p in ports] == [UIS[name]]
+        assert all(p["host_ip"] == "127.0.0.1" for p in ports), ports
+
+
+def test_airflow_services_wait_for_init_and_dependencies(config: dict) -> None:
+    for name, service in config["services"].items():
+        if not name.startswith(("airflow-", "flower")) or name in ONE_SHOT:
+            continue
+        depends = service["depends_on"]
+        assert depends["airflow-init"]["condition"] == "service_completed_successfully", name
+        for dependency in ("pgbouncer", "redis", "statsd-exporter"):
+            assert depends[dependency]["condition"] == "service_healthy", f"{name} -> {dependency}"
+
+
+def test_runtime_sql_goes_through_pgbouncer_and_migrations_do_not(config: dict) -> None:
+    services = config["services"]
+    for name, service in services.items():
+        url = service.get("environment", {}).get("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN")
+        if url is None:
+            continue
+        assert url.startswith("postgresql+psycopg2://"), f"{name}: {url.split('@')[0]}"
+        host = url.split("@", 1)[1].split("/", 1)[0]
+        assert host == ("postgres:5432" if name == "airflow-init" else "pgbouncer:6432"), f"{name} -> {host}"
+
+
+def test_graceful_stop_settings(config: dict) -> None:
+    worker = config["services"]["airflow-worker"]
+    assert worker["entrypoint"][:2] == ["/usr/bin/dumb-init", "--single-child"]
+    assert worker.get("stop_signal", "SIGTERM") == "SIGTERM"
+    assert worker["stop_grace_period"] in ("10m", "10m0s")
+    triggerer = config["services"]["airflow-triggerer"]
+    assert "--single-child" not in triggerer["entrypoint"], "the triggerer's whole process group must get SIGTERM"
+
+
+def test_two_schedulers(config: dict) -> None:
+    assert config["services"]["airflow-scheduler"]["deploy"]["replicas"] == 2
