@@ -19,7 +19,10 @@ from tests.integration.stack import PROJECT, REPO, Stack, write_env_file
 def grafana_image(env_file: Path) -> str:
     images = subprocess.run(
         ["docker", "compose", "--env-file", str(env_file), "--profile", "grafana", "config", "--images"],
-        cwd=REPO, capture_output=True, text=True, check=True,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout.split()
     return next(image for image in images if "grafana" in image)
 

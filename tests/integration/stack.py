@@ -135,8 +135,19 @@ class Stack:
     def pgbouncer_show(self, what: str) -> list[dict[str, str]]:
         out = self.exec(
             "pgbouncer",
-            ["psql", "--host=127.0.0.1", "--port=6432", "--username=airflow", "--dbname=pgbouncer",
-             "--no-psqlrc", "-A", "-F", "\t", "-c", f"SHOW {what}"],
+            [
+                "psql",
+                "--host=127.0.0.1",
+                "--port=6432",
+                "--username=airflow",
+                "--dbname=pgbouncer",
+                "--no-psqlrc",
+                "-A",
+                "-F",
+                "\t",
+                "-c",
+                f"SHOW {what}",
+            ],
         )
         lines = [line for line in out.splitlines() if line and not line.startswith("(")]
         header = lines[0].split("\t")

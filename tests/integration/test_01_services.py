@@ -7,8 +7,17 @@ import requests
 from tests.integration.stack import Stack
 
 LONG_RUNNING = [
-    "postgres", "redis", "pgbouncer", "statsd-exporter", "airflow-apiserver", "airflow-scheduler",
-    "airflow-dag-processor", "airflow-triggerer", "airflow-worker", "flower", "prometheus",
+    "postgres",
+    "redis",
+    "pgbouncer",
+    "statsd-exporter",
+    "airflow-apiserver",
+    "airflow-scheduler",
+    "airflow-dag-processor",
+    "airflow-triggerer",
+    "airflow-worker",
+    "flower",
+    "prometheus",
 ]
 
 
@@ -47,7 +56,9 @@ def test_airflow_reports_every_component_healthy(stack: Stack) -> None:
 
 def test_only_the_uis_are_published_and_on_localhost(stack: Stack) -> None:
     published = {}
-    for container in stack.client.containers.list(filters={"label": "com.docker.compose.project=airflow-stack-test"}):
+    for container in stack.client.containers.list(
+        filters={"label": "com.docker.compose.project=airflow-stack-test"}
+    ):
         for port, bindings in (container.attrs["NetworkSettings"]["Ports"] or {}).items():
             for binding in bindings or []:
                 published[f"{container.labels['com.docker.compose.service']}:{port}"] = binding["HostIp"]

@@ -65,12 +65,17 @@ def test_three_workers_are_seen_by_flower(three_workers: Stack) -> None:
     deadline = time.monotonic() + 120
     while True:
         workers = requests.get(
-            f"{three_workers.url('FLOWER_PORT')}/api/workers", params={"refresh": "true"}, auth=auth, timeout=60
+            f"{three_workers.url('FLOWER_PORT')}/api/workers",
+            params={"refresh": "true"},
+            auth=auth,
+            timeout=60,
         ).json()
         if len(workers) >= WORKERS or time.monotonic() > deadline:
             break
         time.sleep(5)
-    hostnames = {f"celery@{c.attrs['Config']['Hostname']}" for c in three_workers.containers("airflow-worker")}
+    hostnames = {
+        f"celery@{c.attrs['Config']['Hostname']}" for c in three_workers.containers("airflow-worker")
+    }
     assert len(hostnames) == WORKERS
     assert hostnames <= set(workers), f"flower sees {sorted(workers)}"
 
@@ -78,8 +83,15 @@ def test_three_workers_are_seen_by_flower(three_workers: Stack) -> None:
 def test_three_workers_answer_celery_ping(three_workers: Stack) -> None:
     out = three_workers.exec(
         "airflow-worker",
-        ["celery", "--app", "airflow.providers.celery.executors.celery_executor.app", "inspect", "ping",
-         "--timeout", "10"],
+        [
+            "celery",
+            "--app",
+            "airflow.providers.celery.executors.celery_executor.app",
+            "inspect",
+            "ping",
+            "--timeout",
+            "10",
+        ],
     )
     hostnames = {c.attrs["Config"]["Hostname"] for c in three_workers.containers("airflow-worker")}
     for hostname in hostnames:
@@ -102,7 +114,9 @@ def test_postgres_connections_stay_within_pgbouncer_pool(spread_run: dict) -> No
     assert peak_clients > max(samples), f"PgBouncer clients {peak_clients}, Postgres backends {max(samples)}"
 
 
-def test_logs_of_removed_workers_stay_readable(spread_run: dict, three_workers: Stack, api: AirflowApi) -> None:
+def test_logs_of_removed_workers_stay_readable(
+    spread_run: dict, three_workers: Stack, api: AirflowApi
+) -> None:
     tis = [ti for ti in api.task_instances(DAG, spread_run["run_id"]) if ti.task_id == "work"]
     three_workers.scale_workers(1)
     remaining = {c.attrs["Config"]["Hostname"] for c in three_workers.containers("airflow-worker")}
@@ -111,5 +125,3 @@ def test_logs_of_removed_workers_stay_readable(spread_run: dict, three_workers: 
     for ti in on_removed:
         log = api.log(ti)
         assert f"item {ti.map_index} done on worker {ti.hostname}" in log, log[-500:]
-
-

@@ -9,8 +9,14 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
 SECRETS = [
-    "POSTGRES_PASSWORD", "REDIS_PASSWORD", "AIRFLOW_FERNET_KEY", "AIRFLOW_JWT_SECRET",
-    "AIRFLOW_API_SECRET_KEY", "AIRFLOW_ADMIN_PASSWORD", "FLOWER_PASSWORD", "GRAFANA_ADMIN_PASSWORD",
+    "POSTGRES_PASSWORD",
+    "REDIS_PASSWORD",
+    "AIRFLOW_FERNET_KEY",
+    "AIRFLOW_JWT_SECRET",
+    "AIRFLOW_API_SECRET_KEY",
+    "AIRFLOW_ADMIN_PASSWORD",
+    "FLOWER_PASSWORD",
+    "GRAFANA_ADMIN_PASSWORD",
 ]
 
 
@@ -18,9 +24,23 @@ def compose_config(env_file: Path | str, *extra: str) -> subprocess.CompletedPro
     # Only PATH and HOME from the caller: a secret exported in the shell must not mask a missing one.
     env = {key: os.environ[key] for key in ("PATH", "HOME") if key in os.environ}
     return subprocess.run(
-        ["docker", "compose", "--file", str(REPO / "docker-compose.yml"), "--env-file", str(env_file),
-         *extra, "config", "--format", "json"],
-        capture_output=True, text=True, env=env, cwd=REPO, check=False,
+        [
+            "docker",
+            "compose",
+            "--file",
+            str(REPO / "docker-compose.yml"),
+            "--env-file",
+            str(env_file),
+            *extra,
+            "config",
+            "--format",
+            "json",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=REPO,
+        check=False,
     )
 
 

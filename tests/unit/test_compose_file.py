@@ -53,7 +53,9 @@ def test_each_missing_secret_is_named(secret: str, env_file: Path, tmp_path: Pat
 def test_no_secret_has_a_default_anywhere() -> None:
     compose_text = (REPO / "docker-compose.yml").read_text()
     for secret in SECRETS:
-        assert not re.search(rf"\${{{secret}:?-", compose_text), f"{secret} has a default in docker-compose.yml"
+        assert not re.search(rf"\${{{secret}:?-", compose_text), (
+            f"{secret} has a default in docker-compose.yml"
+        )
         assert re.search(rf"^{secret}=$", (REPO / ".env.example").read_text(), re.M), f"{secret} not empty"
 
 
@@ -64,7 +66,8 @@ def test_every_image_is_pinned_and_overridable_from_env() -> None:
         match = re.fullmatch(r"\$\{([A-Z_]+):-([^}]+)\}", image)
         assert match, f"{name}: image {image!r} cannot be overridden from .env"
         default = match.group(2)
-        assert ":" in default and not default.endswith((":latest", ":")), f"{name}: {default} not pinned"
+        assert ":" in default, f"{name}: {default} has no tag"
+        assert not default.endswith((":latest", ":")), f"{name}: {default} not pinned"
 
 
 def test_worker_is_scalable(config: dict) -> None:
@@ -79,7 +82,9 @@ def test_long_running_services_have_healthchecks_and_restart_policies(config: di
             assert service.get("restart", "no") == "no"
             continue
         assert service.get("healthcheck", {}).get("test"), f"{name} has no healthcheck"
-        assert service.get("restart") in ("unless-stopped", "always"), f"{name} restart={service.get('restart')}"
+        assert service.get("restart") in ("unless-stopped", "always"), (
+            f"{name} restart={service.get('restart')}"
+        )
 
 
 def test_only_the_uis_are_published_on_localhost(config: dict) -> None:
@@ -119,7 +124,9 @@ def test_graceful_stop_settings(config: dict) -> None:
     assert worker.get("stop_signal", "SIGTERM") == "SIGTERM"
     assert worker["stop_grace_period"] in ("10m", "10m0s")
     triggerer = config["services"]["airflow-triggerer"]
-    assert "--single-child" not in triggerer["entrypoint"], "the triggerer's whole process group must get SIGTERM"
+    assert "--single-child" not in triggerer["entrypoint"], (
+        "the triggerer's whole process group must get SIGTERM"
+    )
 
 
 def test_two_schedulers(config: dict) -> None:

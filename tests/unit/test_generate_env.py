@@ -16,15 +16,25 @@ from tests.unit.compose import REPO, SECRETS
 def generate(tmp_path: Path) -> tuple[Path, subprocess.CompletedProcess[str]]:
     output = tmp_path / ".env"
     result = subprocess.run(
-        [sys.executable, str(REPO / "scripts" / "generate_env.py"), "--example", str(REPO / ".env.example"),
-         "--output", str(output)],
-        capture_output=True, text=True, check=True,
+        [
+            sys.executable,
+            str(REPO / "scripts" / "generate_env.py"),
+            "--example",
+            str(REPO / ".env.example"),
+            "--output",
+            str(output),
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
     )
     return output, result
 
 
 def values(path: Path) -> dict[str, str]:
-    return dict(line.split("=", 1) for line in path.read_text().splitlines() if line and not line.startswith("#"))
+    return dict(
+        line.split("=", 1) for line in path.read_text().splitlines() if line and not line.startswith("#")
+    )
 
 
 def test_secrets_are_generated_strong_and_distinct(tmp_path: Path) -> None:
@@ -56,6 +66,8 @@ def test_existing_env_is_never_overwritten(tmp_path: Path) -> None:
 def test_every_variable_is_documented() -> None:
     example = (REPO / ".env.example").read_text()
     compose = (REPO / "docker-compose.yml").read_text()
-    used = set(re.findall(r"(?<!\$)\$\{([A-Z][A-Z0-9_]*)", compose)) | set(re.findall(r"environment: ([A-Z_]+)", compose))
+    used = set(re.findall(r"(?<!\$)\$\{([A-Z][A-Z0-9_]*)", compose)) | set(
+        re.findall(r"environment: ([A-Z_]+)", compose)
+    )
     documented = set(re.findall(r"^#?([A-Z][A-Z0-9_]*)=", example, re.M))
     assert used <= documented, f"not in .env.example: {sorted(used - documented)}"
