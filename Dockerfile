@@ -9,7 +9,7 @@ FROM ${AIRFLOW_BASE_IMAGE}
 
 # extra-ca-bundle.pem is optional (the glob may match nothing): a proxy's or company's public CA
 # certificate that pip must trust to reach the package index. No secret enters the image.
-COPY requirements.lock extra-ca-bundle*.pem /tmp/build/
+COPY --chown=airflow:0 requirements.lock extra-ca-bundle*.pem /tmp/build/
 RUN set -eu; \
     ca=/etc/ssl/certs/ca-certificates.crt; \
     if [ -s /tmp/build/extra-ca-bundle.pem ]; then \

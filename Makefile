@@ -25,7 +25,7 @@ endif
 
 COMPOSE := docker compose
 
-.PHONY: help env up down ps logs scale test test-unit test-integration lint clean offline-images lock image
+.PHONY: help env up down ps logs scale test test-unit test-integration lint clean offline-images tools lock image build-inputs
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  make %-18s %s\n", $$1, $$2}'
@@ -37,14 +37,20 @@ env: ## Create .env with fresh random secrets (never overwrites an existing one)
 offline-images: ## Build (or reuse) the offline kit's stand-in images
 	@bash offline/build.sh
 
+tools: ## Build the Go tools the unit tests run (promtool, statsd_exporter), cached
+	@bash offline/build.sh --tools
+
 extra-ca-bundle.pem: FORCE
 	@if [ -n "$${EXTRA_CA_BUNDLE:-}" ]; then cp "$$EXTRA_CA_BUNDLE" $@; else rm -f $@; fi
 FORCE:
 
-image: extra-ca-bundle.pem $(if $(filter 1,$(OFFLINE)),offline-images) ## Build the Airflow image
+# What any build of the Airflow image needs first: the optional CA bundle, and offline the base image.
+build-inputs: extra-ca-bundle.pem $(if $(filter 1,$(OFFLINE)),offline-images)
+
+image: env build-inputs ## Build the Airflow image
 	@$(COMPOSE) --profile grafana build
 
-up: env image ## Start the stack, wait until every service is healthy, print the URLs
+up: image ## Start the stack, wait until every service is healthy, print the URLs
 	@$(COMPOSE) $(grafana_profile) up -d --remove-orphans
 	@$(PYTHON) scripts/wait_healthy.py --timeout $(WAIT_TIMEOUT)
 	@$(PYTHON) scripts/print_urls.py
@@ -67,19 +73,23 @@ $(VENV)/.installed: requirements.lock requirements-test.txt
 	@$(VENV)/bin/pip install --quiet --disable-pip-version-check -r requirements.lock -r requirements-test.txt
 	@touch $@
 
-test-unit: $(VENV)/.installed ## Unit tests: no running stack needed
+test-unit: $(VENV)/.installed tools ## Unit tests: no running stack needed
 	@$(VENV)/bin/pytest tests/unit
 
-test-integration: $(VENV)/.installed image ## Integration tests against a real stack (testcontainers)
+test-integration: $(VENV)/.installed build-inputs ## Integration tests against a real stack (testcontainers)
 	@$(VENV)/bin/pytest tests/integration
 
-test: $(VENV)/.installed image ## All tests: unit, then integration against a real stack
+test: $(VENV)/.installed tools build-inputs ## All tests: unit, then integration against a real stack
 	@$(VENV)/bin/pytest tests
 
-lint: $(VENV)/.installed ## ruff (lint and format check) and bash -n on the shell scripts
+SHELL_SCRIPTS := scripts/*.sh .ci/run .ci/install-docker offline/build.sh offline/debian-mirror \
+	offline/*/docker-entrypoint.sh offline/airflow/entrypoint offline/base/*
+
+lint: $(VENV)/.installed ## ruff (lint and format check) and shellcheck
 	@$(VENV)/bin/ruff check .
 	@$(VENV)/bin/ruff format --check .
-	@for f in scripts/*.sh offline/*.sh .ci/run .ci/install-docker; do [ -f "$$f" ] && bash -n "$$f"; done; echo "shell syntax ok"
+	@command -v shellcheck >/dev/null || { echo "shellcheck is not installed (apt-get install shellcheck)"; exit 1; }
+	@shellcheck $(SHELL_SCRIPTS) && echo "shellcheck: all clean"
 
 lock: ## Re-resolve requirements.in into requirements.lock (needs uv)
 	@uv pip compile requirements.in --universal --python-version 3.11 --no-header --annotation-style line -o requirements.lock

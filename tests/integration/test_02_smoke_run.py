@@ -4,11 +4,12 @@ log is readable through the API."""
 from __future__ import annotations
 
 from tests.integration.airflow_api import AirflowApi
+from tests.integration.stack import Stack
 
 DAG = "smoke_mapped"
 
 
-def test_mapped_smoke_run_succeeds_with_readable_logs(api: AirflowApi) -> None:
+def test_mapped_smoke_run_succeeds_with_readable_logs(stack: Stack, api: AirflowApi) -> None:
     run_id = api.trigger(DAG, {"count": 20, "sleep_seconds": 0})
     assert api.wait_for_run(DAG, run_id, timeout=600) == "success"
 
@@ -16,7 +17,8 @@ def test_mapped_smoke_run_succeeds_with_readable_logs(api: AirflowApi) -> None:
     mapped = [ti for ti in tis if ti.task_id == "work"]
     assert len(mapped) == 20
     assert {ti.state.value for ti in tis} == {"success"}
-    assert {ti.executor for ti in tis} <= {None, "CeleryExecutor"}
+    workers = {c.attrs["Config"]["Hostname"] for c in stack.containers("airflow-worker")}
+    assert {ti.hostname for ti in tis} <= workers, "a task ran outside the Celery workers"
 
     for ti in mapped:
         log = api.log(ti)
