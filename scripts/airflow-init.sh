@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The one-shot init step of the stack (compose service `airflow-init`): checks the secrets it was
 # given, migrates the metadata database (straight to Postgres, not through PgBouncer), creates the
-# admin user from .env, and creates the pools declared in config/pools.json. Every later service waits
-# for it to exit 0; any failure stops `make up` with the message below. Change pools in config/pools.json.
+# admin user from .env, the example DAGs' demo database, and the pools declared in config/pools.json.
+# Every later service waits for it to exit 0; any failure stops `make up` with the message below.
+# Change pools in config/pools.json.
 set -euo pipefail
 
 log() { printf '[airflow-init] %s\n' "$*"; }
@@ -27,6 +28,9 @@ else
   airflow users create --username "${AIRFLOW_ADMIN_USER}" --password "${AIRFLOW_ADMIN_PASSWORD}" \
     --role Admin --firstname Airflow --lastname Admin --email "${AIRFLOW_ADMIN_USER}@localhost"
 fi
+
+log "ensuring the demo database of the example DAGs"
+python /opt/airflow/scripts/create_demo_db.py
 
 log "creating pools from config/pools.json"
 airflow pools import /opt/airflow/config/pools.json

@@ -1,5 +1,8 @@
 """Create .env from .env.example, filling every empty secret with a strong random value.
 
+A secret is a variable whose name ends in PASSWORD, KEY or SECRET; other empty variables (an
+optional webhook URL, say) stay empty.
+
 Run by `make env` (and so by `make up`). Never overwrites an existing .env: secrets in use must not
 change under a running database. The file is created with mode 600.
 """
@@ -15,6 +18,7 @@ import sys
 from pathlib import Path
 
 ASSIGNMENT = re.compile(r"^(?P<key>[A-Z][A-Z0-9_]*)=(?P<value>.*)$")
+SECRET_SUFFIXES = ("PASSWORD", "KEY", "SECRET")
 
 
 def fernet_key() -> str:
@@ -34,7 +38,7 @@ def render(example: str) -> str:
     lines = []
     for line in example.splitlines():
         match = ASSIGNMENT.match(line)
-        if match and match["value"].strip() == "":
+        if match and match["key"].endswith(SECRET_SUFFIXES) and match["value"].strip() == "":
             line = f"{match['key']}={secret_for(match['key'])}"
         lines.append(line)
     return "\n".join(lines) + "\n"

@@ -32,7 +32,7 @@ def main() -> None:
     for title, service, port, user_key, password_key in UIS:
         address = published(service, port)
         if address is None:
-            print(f"  {title:8} not running")
+            print(f"  {title:8} not running (off in COMPOSE_PROFILES, or no image for it on this machine)")
             continue
         print(f"  {title:8} http://{address}   user {env_value(user_key)}, password: {password_key} in .env")
     print("Scale workers with `make scale N=3`; stop with `make down`.")

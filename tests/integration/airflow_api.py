@@ -10,6 +10,7 @@ import airflow_client.client as af
 import requests
 from airflow_client.client.api.dag_api import DAGApi
 from airflow_client.client.api.dag_run_api import DagRunApi
+from airflow_client.client.api.import_error_api import ImportErrorApi
 from airflow_client.client.api.task_instance_api import TaskInstanceApi
 from airflow_client.client.models.dag_patch_body import DAGPatchBody
 from airflow_client.client.models.task_instance_response import TaskInstanceResponse
@@ -41,6 +42,7 @@ class AirflowApi:
         self.dags = DAGApi(self.api_client)
         self.runs = DagRunApi(self.api_client)
         self.tis = TaskInstanceApi(self.api_client)
+        self.errors = ImportErrorApi(self.api_client)
 
     def wait_for_dag(self, dag_id: str, timeout: float = 180) -> None:
         deadline = time.monotonic() + timeout
@@ -77,6 +79,13 @@ class AirflowApi:
             found.extend(page.task_instances)
             if len(found) >= page.total_entries or not page.task_instances:
                 return found
+
+    def task_instance(self, dag_id: str, run_id: str, task_id: str) -> TaskInstanceResponse:
+        return self.tis.get_task_instance(dag_id, run_id, task_id)
+
+    def import_errors(self) -> list[str]:
+        response = self.errors.get_import_errors()
+        return [f"{e.filename}: {e.stack_trace}" for e in response.import_errors]
 
     def log(self, ti: TaskInstanceResponse) -> str:
         response = self.tis.get_log(

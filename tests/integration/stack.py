@@ -25,6 +25,8 @@ REPO = Path(__file__).resolve().parents[2]
 
 PROJECT = "airflow-stack-test"
 TEST_PORTS = {"AIRFLOW_API_PORT": "18080", "FLOWER_PORT": "15555", "GRAFANA_PORT": "13000"}
+# The example DAGs' alerts go to the stack's local webhook receiver in the tests.
+RECEIVER_URL = "http://webhook-receiver:8080/alerts"
 
 
 def env_values(env_file: Path) -> dict[str, str]:
@@ -44,6 +46,8 @@ def write_env_file(path: Path, with_grafana: bool) -> Path:
             line = f"{key}={TEST_PORTS[key]}"
         elif key == "COMPOSE_PROFILES":
             line = f"COMPOSE_PROFILES={'grafana' if with_grafana else ''}"
+        elif key == "ALERT_WEBHOOK_URL":
+            line = f"ALERT_WEBHOOK_URL={RECEIVER_URL}"
         lines.append(line)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as out:
@@ -123,14 +127,29 @@ class Stack:
         return text
 
     # --- queries ---------------------------------------------------------------------------------
-    def sql(self, query: str) -> list[list[str]]:
-        """Run SQL straight on Postgres (not through PgBouncer) as the airflow role."""
+    def sql(self, query: str, database: str = "airflow", role: str = "airflow") -> list[list[str]]:
+        """Run SQL straight on Postgres (not through PgBouncer), by default as airflow in Airflow's DB."""
+        password = self.env["POSTGRES_PASSWORD" if role == "airflow" else "DEMO_DB_PASSWORD"]
         out = self.exec(
             "postgres",
-            ["psql", "--username=airflow", "--dbname=airflow", "--no-psqlrc", "-tA", "-F", "\t", "-c", query],
-            environment={"PGPASSWORD": self.env["POSTGRES_PASSWORD"]},
+            [
+                "psql",
+                f"--username={role}",
+                f"--dbname={database}",
+                "--no-psqlrc",
+                "-tA",
+                "-F",
+                "\t",
+                "-c",
+                query,
+            ],
+            environment={"PGPASSWORD": password},
         )
         return [line.split("\t") for line in out.splitlines() if line]
+
+    def sql_demo(self, query: str) -> list[list[str]]:
+        """Run SQL in the example DAGs' demo database, as its owner."""
+        return self.sql(query, database="demo", role="demo")
 
     def pgbouncer_show(self, what: str) -> list[dict[str, str]]:
         out = self.exec(
@@ -166,6 +185,11 @@ class Stack:
             if result or time.monotonic() > deadline:
                 return result
             time.sleep(5)
+
+    def received_alerts(self) -> list[dict]:
+        """What the local webhook receiver has been sent so far (it is not published on the host)."""
+        out = self.exec("webhook-receiver", ["curl", "--fail", "--silent", "http://127.0.0.1:8080/received"])
+        return json.loads(out)
 
     def url(self, port_key: str) -> str:
         return f"http://127.0.0.1:{self.env[port_key]}"

@@ -18,6 +18,7 @@ LONG_RUNNING = [
     "airflow-worker",
     "flower",
     "prometheus",
+    "webhook-receiver",
 ]
 
 
