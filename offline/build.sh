@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # offline/build.sh: builds the stand-ins for the stack's official images where no container
 # registry is reachable: a Debian trixie base (debootstrap), postgres, redis, pgbouncer and airflow
-# from Debian packages and PyPI, statsd-exporter and prometheus from the Go module proxy.
+# from Debian packages and PyPI; statsd-exporter, prometheus, alertmanager, postgres-exporter,
+# redis-exporter and pgbouncer-exporter from the Go module proxy.
 # Run by: `make offline-images` and .ci/run (as root: debootstrap needs it on a cold cache);
-# `make tools` runs `build.sh --tools`, which builds only the Go binaries the unit tests use.
+# `make tools` runs `build.sh --tools`, which builds only the Go binaries the unit tests use
+# (statsd_exporter, prometheus/promtool, amtool).
 # Inputs: offline/images.env (names and versions), EXTRA_CA_BUNDLE (optional PEM file that pip
 # must trust inside the build), AIRFLOW_STACK_CACHE (cache dir), DEBIAN_MIRROR (see debian-mirror).
 # Change: versions in images.env; what goes into an image in its folder here. Each image carries
@@ -31,7 +33,7 @@ trap 'exit 130' INT TERM
 
 now() { printf '%s' "${EPOCHREALTIME/,/.}"; }
 since() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.1fs", b - a }'; }
-report() { printf '%-24s %-7s %7s  %s\n' "$1" "$2" "$3" "$4"; }
+report() { printf '%-26s %-7s %7s  %s\n' "$1" "$2" "$3" "$4"; }
 
 # Background jobs (Go builds) and temporary trees are cleaned up however the script ends.
 bg_pids=()
@@ -82,7 +84,8 @@ while IFS= read -r line || [ -n "$line" ]; do
   [[ "$line" =~ ^([A-Z_]+)=([^[:space:]]+)$ ]] || die "offline/images.env: not KEY=value: $line"
   images[${BASH_REMATCH[1]}]=${BASH_REMATCH[2]}
 done < "$offline_dir/images.env"
-for key in AIRFLOW_BASE_IMAGE POSTGRES_IMAGE REDIS_IMAGE PGBOUNCER_IMAGE STATSD_EXPORTER_IMAGE PROMETHEUS_IMAGE; do
+for key in AIRFLOW_BASE_IMAGE POSTGRES_IMAGE REDIS_IMAGE PGBOUNCER_IMAGE STATSD_EXPORTER_IMAGE PROMETHEUS_IMAGE \
+  ALERTMANAGER_IMAGE POSTGRES_EXPORTER_IMAGE REDIS_EXPORTER_IMAGE PGBOUNCER_EXPORTER_IMAGE; do
   [ -n "${images[$key]:-}" ] || die "offline/images.env lacks $key"
   [[ "${images[$key]}" == */*:* ]] || die "offline/images.env: $key=${images[$key]} has no repository/name:tag"
 done
@@ -95,7 +98,13 @@ redis_version=$(tag_of REDIS_IMAGE)
 pgbouncer_version=$(tag_of PGBOUNCER_IMAGE)
 statsd_version=$(tag_of STATSD_EXPORTER_IMAGE)
 prometheus_version=$(tag_of PROMETHEUS_IMAGE)
-[[ "$statsd_version" =~ ^v[0-9]+\.[0-9]+\.[0-9]+$ ]] || die "STATSD_EXPORTER_IMAGE tag must be vX.Y.Z"
+alertmanager_version=$(tag_of ALERTMANAGER_IMAGE)
+postgres_exporter_version=$(tag_of POSTGRES_EXPORTER_IMAGE)
+redis_exporter_version=$(tag_of REDIS_EXPORTER_IMAGE)
+pgbouncer_exporter_version=$(tag_of PGBOUNCER_EXPORTER_IMAGE)
+for key in STATSD_EXPORTER_IMAGE ALERTMANAGER_IMAGE POSTGRES_EXPORTER_IMAGE REDIS_EXPORTER_IMAGE PGBOUNCER_EXPORTER_IMAGE; do
+  [[ "$(tag_of "$key")" =~ ^v[0-9]+\.[0-9]+\.[0-9]+$ ]] || die "$key tag must be vX.Y.Z (the Go module version)"
+done
 # Prometheus v3.X.Y is published as the Go module version v0.3XX.Y.
 [[ "$prometheus_version" =~ ^v3\.([0-9]+)\.([0-9]+)$ ]] || die "PROMETHEUS_IMAGE tag must be v3.X.Y"
 prometheus_module_version="v0.$((300 + BASH_REMATCH[1])).${BASH_REMATCH[2]}"
@@ -175,6 +184,113 @@ build_prometheus() {
   mv "$tmp/out" "$prometheus_out"
 }
 
+# The programs below are built like Prometheus, inside a copy of their module: `go install
+# module@version` first reads the module's version list, which the module proxy refuses (403) for
+# these modules, although it serves the versions pinned in images.env.
+go_module_copy() { # module@version dest
+  local json src
+  if ! json=$("${go_env[@]}" go mod download -json "$1" 2>&1); then
+    printf '%s\n' "$json" >&2
+    die "the Go module proxy does not serve $1; pin a version it has in offline/images.env"
+  fi
+  src=$(printf '%s\n' "$json" | sed -n 's/^[[:space:]]*"Dir": "\(.*\)",\{0,1\}$/\1/p')
+  [ -d "$src" ] || die "no source directory for $1 in: $json"
+  cp -r "$src" "$2"
+  chmod -R u+w "$2"
+}
+go_build_in() { # src_dir out_dir ldflags package...
+  local src=$1 out=$2 ldflags=$3
+  shift 3
+  mkdir -p "$out"
+  (cd "$src" && "${go_env[@]}" go build -trimpath -tags netgo -ldflags "$ldflags" -o "$out/" "$@")
+}
+go_out_install() { # built_dir final_dir
+  chmod -R a+rX,u+w "$1"
+  mkdir -p "$(dirname "$2")"
+  rm -rf "$2"
+  mv "$1" "$2"
+}
+
+# Alertmanager serves its UI's HTML only pre-compressed: index.html.gz or .br, by Accept-Encoding.
+# The note is ASCII, so its length in characters is its length in bytes. No brotli tool is needed:
+# one uncompressed meta-block is a valid brotli stream (RFC 7932, 9.2). Header bits, LSB first:
+# WBITS=16, ISLAST=0, MNIBBLES=4, MLEN-1 (16 bits), ISUNCOMPRESSED=1; then the bytes; then 0x03,
+# an empty last meta-block.
+alertmanager_ui_note() { # dir
+  local html n
+  html='<!doctype html><title>Alertmanager</title><p>Offline stand-in: the Alertmanager web UI is not built into this image. Use the API (/api/v2/) or amtool.</p>'
+  printf '%s\n' "$html" | gzip -9n > "$1/index.html.gz"
+  n=${#html} # MLEN - 1: the note is written with a trailing newline
+  {
+    printf '%b' "\\x$(printf %02x $(((n & 15) << 4)))" "\\x$(printf %02x $(((n >> 4) & 255)))" \
+      "\\x$(printf %02x $((((n >> 12) & 15) | 16)))"
+    printf '%s\n' "$html"
+    printf '\x03'
+  } > "$1/index.html.br"
+}
+
+alertmanager_out="$go_dir/out/alertmanager-$alertmanager_version"
+build_alertmanager() {
+  local tmp
+  new_tmp_dir alertmanager
+  tmp=$tmp_dir
+  go_module_copy "github.com/prometheus/alertmanager@$alertmanager_version" "$tmp/src"
+  # go:embed needs ui/app/dist, which the release fills with the npm/Elm UI build (not in the
+  # module, and its toolchain is not reachable here). The API, amtool and /-/healthy work without it.
+  [ ! -e "$tmp/src/ui/app/dist" ] || die "alertmanager $alertmanager_version ships ui/app/dist; drop the UI note"
+  mkdir "$tmp/src/ui/app/dist"
+  alertmanager_ui_note "$tmp/src/ui/app/dist"
+  go_build_in "$tmp/src" "$tmp/out" "$(version_ldflags "$alertmanager_version")" ./cmd/alertmanager ./cmd/amtool
+  cp "$tmp/src/examples/ha/alertmanager.yml" "$tmp/src/LICENSE" "$tmp/src/NOTICE" "$tmp/out/"
+  [[ "$("$tmp/out/alertmanager" --version 2>&1)" == *"version ${alertmanager_version#v} "* ]] \
+    || die "the built alertmanager does not report version $alertmanager_version"
+  # The unit tests validate alertmanager.yml with it.
+  "$tmp/out/amtool" check-config "$tmp/out/alertmanager.yml" > /dev/null \
+    || die "amtool $alertmanager_version rejects the upstream example config"
+  go_out_install "$tmp/out" "$alertmanager_out"
+}
+
+postgres_exporter_out="$go_dir/out/postgres_exporter-$postgres_exporter_version"
+build_postgres_exporter() {
+  local tmp
+  new_tmp_dir postgres_exporter
+  tmp=$tmp_dir
+  go_module_copy "github.com/prometheus-community/postgres_exporter@$postgres_exporter_version" "$tmp/src"
+  go_build_in "$tmp/src" "$tmp/out" "$(version_ldflags "$postgres_exporter_version")" ./cmd/postgres_exporter
+  cp "$tmp/src/LICENSE" "$tmp/src/NOTICE" "$tmp/out/"
+  [[ "$("$tmp/out/postgres_exporter" --version 2>&1)" == *"version ${postgres_exporter_version#v} "* ]] \
+    || die "the built postgres_exporter does not report version $postgres_exporter_version"
+  go_out_install "$tmp/out" "$postgres_exporter_out"
+}
+
+pgbouncer_exporter_out="$go_dir/out/pgbouncer_exporter-$pgbouncer_exporter_version"
+build_pgbouncer_exporter() {
+  local tmp
+  new_tmp_dir pgbouncer_exporter
+  tmp=$tmp_dir
+  go_module_copy "github.com/prometheus-community/pgbouncer_exporter@$pgbouncer_exporter_version" "$tmp/src"
+  go_build_in "$tmp/src" "$tmp/out" "$(version_ldflags "$pgbouncer_exporter_version")" .
+  cp "$tmp/src/LICENSE" "$tmp/out/"
+  [[ "$("$tmp/out/pgbouncer_exporter" --version 2>&1)" == *"version ${pgbouncer_exporter_version#v} "* ]] \
+    || die "the built pgbouncer_exporter does not report version $pgbouncer_exporter_version"
+  go_out_install "$tmp/out" "$pgbouncer_exporter_out"
+}
+
+redis_exporter_out="$go_dir/out/redis_exporter-$redis_exporter_version"
+build_redis_exporter() {
+  local tmp
+  new_tmp_dir redis_exporter
+  tmp=$tmp_dir
+  go_module_copy "github.com/oliver006/redis_exporter@$redis_exporter_version" "$tmp/src"
+  # Its own version variables (upstream's Dockerfile sets the same three).
+  go_build_in "$tmp/src" "$tmp/out" \
+    "-X main.BuildVersion=$redis_exporter_version -X main.BuildCommitSha=unknown -X main.BuildDate=unknown" .
+  cp "$tmp/src/LICENSE" "$tmp/out/"
+  [[ "$("$tmp/out/redis_exporter" -version 2>&1)" == *"Exporter $redis_exporter_version "* ]] \
+    || die "the built redis_exporter does not report version $redis_exporter_version"
+  go_out_install "$tmp/out" "$redis_exporter_out"
+}
+
 declare -A go_job_pid=() go_job_start=()
 # A job cleans up its own temporary trees and must not kill its siblings on the way out.
 go_job_body() {
@@ -206,20 +322,26 @@ wait_go_job() { # name
 
 [ -x "$statsd_out/statsd_exporter" ] || start_go_job statsd_exporter build_statsd_exporter
 [ -x "$prometheus_out/prometheus" ] || start_go_job prometheus build_prometheus
+[ -x "$alertmanager_out/amtool" ] || start_go_job alertmanager build_alertmanager
 
 link_host_tools() {
   ln -sfn "$statsd_out/statsd_exporter" "$host_bin/statsd_exporter"
   ln -sfn "$prometheus_out/prometheus" "$host_bin/prometheus"
   ln -sfn "$prometheus_out/promtool" "$host_bin/promtool"
+  ln -sfn "$alertmanager_out/amtool" "$host_bin/amtool"
 }
 # `build.sh --tools` (make tools): only the host binaries the unit tests run, no images.
 if [ "${1:-}" = --tools ]; then
   wait_go_job statsd_exporter
   wait_go_job prometheus
+  wait_go_job alertmanager
   link_host_tools
   if [ "${#go_job_pid[@]}" -gt 0 ]; then rm -rf "$go_dir/mod" "$go_dir/build"; fi
   exit 0
 fi
+[ -x "$postgres_exporter_out/postgres_exporter" ] || start_go_job postgres_exporter build_postgres_exporter
+[ -x "$redis_exporter_out/redis_exporter" ] || start_go_job redis_exporter build_redis_exporter
+[ -x "$pgbouncer_exporter_out/pgbouncer_exporter" ] || start_go_job pgbouncer_exporter build_pgbouncer_exporter
 
 # --- base image: Debian minbase root filesystem ----------------------------------------------------
 # Cached means: the tag exists and carries the hash of the current inputs. (Images derived from
@@ -347,13 +469,29 @@ ctx=$(context statsd-exporter "$offline_dir"/statsd-exporter/* "$statsd_out"/*)
 build_image statsd-exporter "${images[STATSD_EXPORTER_IMAGE]}" "$ctx"
 
 wait_go_job prometheus
-link_host_tools
 ctx=$(context prometheus "$offline_dir"/prometheus/* "$prometheus_out"/*)
 build_image prometheus "${images[PROMETHEUS_IMAGE]}" "$ctx"
+
+wait_go_job alertmanager
+link_host_tools
+ctx=$(context alertmanager "$offline_dir"/alertmanager/* "$alertmanager_out"/*)
+build_image alertmanager "${images[ALERTMANAGER_IMAGE]}" "$ctx"
+
+wait_go_job postgres_exporter
+ctx=$(context postgres-exporter "$offline_dir"/postgres-exporter/* "$postgres_exporter_out"/*)
+build_image postgres-exporter "${images[POSTGRES_EXPORTER_IMAGE]}" "$ctx"
+
+wait_go_job redis_exporter
+ctx=$(context redis-exporter "$offline_dir"/redis-exporter/* "$redis_exporter_out"/*)
+build_image redis-exporter "${images[REDIS_EXPORTER_IMAGE]}" "$ctx"
+
+wait_go_job pgbouncer_exporter
+ctx=$(context pgbouncer-exporter "$offline_dir"/pgbouncer-exporter/* "$pgbouncer_exporter_out"/*)
+build_image pgbouncer-exporter "${images[PGBOUNCER_EXPORTER_IMAGE]}" "$ctx"
 
 bg_pids=()
 # The binaries are what is kept; Go's module and build caches (about 4 GB) only served this build.
 if [ "${#go_job_pid[@]}" -gt 0 ]; then
   rm -rf "$go_dir/mod" "$go_dir/build"
 fi
-report total '' "$(since "$start_all")" "host binaries for tests: $host_bin/{statsd_exporter,prometheus,promtool}"
+report total '' "$(since "$start_all")" "host binaries for tests: $host_bin/{statsd_exporter,prometheus,promtool,amtool}"
