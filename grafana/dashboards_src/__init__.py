@@ -1,0 +1,16 @@
+"""The stack's Grafana dashboards as Python; grafana/generate.py writes them as JSON."""
+
+from __future__ import annotations
+
+from . import drilldown, metadata, overview, scheduler, workers
+from .panels import Dashboard
+
+
+def dashboards() -> list[Dashboard]:
+    return [
+        overview.dashboard(),
+        scheduler.dashboard(),
+        workers.dashboard(),
+        metadata.dashboard(),
+        drilldown.dashboard(),
+    ]
