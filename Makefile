@@ -25,7 +25,7 @@ endif
 
 COMPOSE := docker compose
 
-.PHONY: help env up down ps logs scale test test-unit test-integration lint clean offline-images tools lock image build-inputs
+.PHONY: help env up down ps logs scale test test-unit test-integration lint clean offline-images tools lock image build-inputs dashboards
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  make %-18s %s\n", $$1, $$2}'
@@ -80,7 +80,7 @@ test-integration: $(VENV)/.installed build-inputs ## Integration tests against a
 	@$(VENV)/bin/pytest tests/integration
 
 test: $(VENV)/.installed tools build-inputs ## All tests: unit, then integration against a real stack
-	@$(VENV)/bin/pytest tests
+	@$(VENV)/bin/pytest tests/unit tests/integration
 
 SHELL_SCRIPTS := scripts/*.sh .ci/run .ci/install-docker offline/build.sh offline/debian-mirror \
 	offline/*/docker-entrypoint.sh offline/airflow/entrypoint offline/base/*
@@ -90,6 +90,9 @@ lint: $(VENV)/.installed ## ruff (lint and format check) and shellcheck
 	@$(VENV)/bin/ruff format --check .
 	@command -v shellcheck >/dev/null || { echo "shellcheck is not installed (apt-get install shellcheck)"; exit 1; }
 	@shellcheck $(SHELL_SCRIPTS) && echo "shellcheck: all clean"
+
+dashboards: ## Regenerate grafana/dashboards/**.json from grafana/dashboards_src (edit the Python, not the JSON)
+	@$(PYTHON) grafana/generate.py
 
 lock: ## Re-resolve requirements.in into requirements.lock (needs uv)
 	@uv pip compile requirements.in --universal --python-version 3.11 --no-header --annotation-style line -o requirements.lock

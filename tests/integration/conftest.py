@@ -58,3 +58,12 @@ def api(stack: Stack) -> AirflowApi:
     return AirflowApi(
         stack.url("AIRFLOW_API_PORT"), stack.env["AIRFLOW_ADMIN_USER"], stack.env["AIRFLOW_ADMIN_PASSWORD"]
     )
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    from tests.integration.monitoring import COVERAGE
+
+    if COVERAGE:
+        terminalreporter.section("monitoring coverage")
+        for key in sorted(COVERAGE):
+            terminalreporter.write_line(f"{key}: {COVERAGE[key]}")

@@ -173,10 +173,24 @@ class Stack:
         return [dict(zip(header, line.split("\t"), strict=False)) for line in lines[1:]]
 
     def prometheus_query(self, promql: str) -> list[dict]:
-        url = "http://127.0.0.1:9090/api/v1/query?" + urllib.parse.urlencode({"query": promql})
+        return self.prometheus_get("/api/v1/query", query=promql)["result"]
+
+    def prometheus_get(self, path: str, **params: str) -> object:
+        url = f"http://127.0.0.1:9090{path}?" + urllib.parse.urlencode(params)
         body = json.loads(self.exec("prometheus", ["wget", "-q", "-O", "-", url]))
         assert body["status"] == "success", body
-        return body["data"]["result"]
+        return body["data"]
+
+    def parse_query(self, promql: str) -> dict:
+        """Prometheus' own syntax tree of an expression."""
+        return self.prometheus_get("/api/v1/parse_query", query=promql)
+
+    def metric_names(self) -> list[str]:
+        return self.prometheus_get("/api/v1/label/__name__/values")
+
+    def alerts(self) -> list[dict]:
+        """Prometheus' alerts: pending and firing, with labels and state."""
+        return self.prometheus_get("/api/v1/alerts")["alerts"]
 
     def wait_for_series(self, promql: str, timeout: float = 120) -> list[dict]:
         deadline = time.monotonic() + timeout

@@ -19,6 +19,10 @@ LONG_RUNNING = [
     "flower",
     "prometheus",
     "webhook-receiver",
+    "postgres-exporter",
+    "redis-exporter",
+    "pgbouncer-exporter",
+    "alertmanager",
 ]
 
 

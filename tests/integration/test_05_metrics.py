@@ -22,4 +22,13 @@ def test_every_scrape_target_is_up(stack: Stack) -> None:
     down = [series["metric"]["job"] for series in result]
     assert not down, f"scrape targets down: {down}"
     jobs = {series["metric"]["job"] for series in stack.prometheus_query("up == 1")}
-    assert {"prometheus", "airflow-statsd", "flower"} <= jobs, jobs
+    expected = {
+        "prometheus",
+        "airflow-statsd",
+        "flower",
+        "postgres-exporter",
+        "redis-exporter",
+        "pgbouncer-exporter",
+        "alertmanager",
+    }
+    assert expected <= jobs, jobs
