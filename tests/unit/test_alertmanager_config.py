@@ -4,36 +4,22 @@ file), and its inhibit rules name alerts and services that exist."""
 
 from __future__ import annotations
 
-import os
 import re
-import shutil
-import subprocess
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 
+from tests.unit.go_tools import run, tool
+
 REPO = Path(__file__).resolve().parents[2]
 CONFIG = REPO / "alertmanager" / "alertmanager.yml"
 RULES_DIR = REPO / "prometheus" / "rules"
-XDG_CACHE = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"))
-CACHE_BIN = Path(os.environ.get("AIRFLOW_STACK_CACHE", XDG_CACHE / "airflow-stack")) / "bin"
 WEBHOOK_URL_FILE = "/run/secrets/alertmanager_webhook_url"
 
 # severity label -> the receiver it must reach ("null" notifies nobody)
 RECEIVER_BY_SEVERITY = {"critical": "webhook-critical", "warning": "webhook-warning", "info": "null"}
-
-
-def tool(name: str) -> str:
-    found = shutil.which(name) or shutil.which(name, path=str(CACHE_BIN))
-    if found is None:
-        pytest.fail(f"{name} not found on PATH or in {CACHE_BIN}: run `make tools` (needs Go)")
-    return found
-
-
-def run(*command: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(command, capture_output=True, text=True, cwd=REPO, check=False)
 
 
 def routed_to(*labels: str) -> str:

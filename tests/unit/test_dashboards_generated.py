@@ -6,21 +6,18 @@ the right numbers on synthetic series (promtool test rules)."""
 from __future__ import annotations
 
 import json
-import os
 import re
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
-import pytest
 import yaml
+
+from tests.unit.go_tools import tool
 
 REPO = Path(__file__).resolve().parents[2]
 GENERATOR = REPO / "grafana" / "generate.py"
 DASHBOARDS = REPO / "grafana" / "dashboards"
-XDG_CACHE = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"))
-CACHE_BIN = Path(os.environ.get("AIRFLOW_STACK_CACHE", XDG_CACHE / "airflow-stack")) / "bin"
 
 EXPECTED = {  # uid -> folder (the Grafana folder, from foldersFromFilesStructure)
     "airflow-overview": "Overview",
@@ -39,13 +36,6 @@ VALUES = {
     "__interval": "1m",
 }
 VARIABLE = re.compile(r"\$\{?(\w+)\}?")
-
-
-def tool(name: str) -> str:
-    found = shutil.which(name) or shutil.which(name, path=str(CACHE_BIN))
-    if found is None:
-        pytest.fail(f"{name} not found on PATH or in {CACHE_BIN}: run `make tools` (needs Go)")
-    return found
 
 
 def generate(*args: str) -> subprocess.CompletedProcess[str]:

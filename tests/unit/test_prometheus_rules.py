@@ -5,21 +5,18 @@ stack really exports (KNOWN_METRICS below, the one list of them)."""
 
 from __future__ import annotations
 
-import os
 import re
-import shutil
-import subprocess
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 
+from tests.unit.go_tools import run, tool
+
 REPO = Path(__file__).resolve().parents[2]
 RULES_DIR = REPO / "prometheus" / "rules"
 TESTS_DIR = REPO / "prometheus" / "tests"
-XDG_CACHE = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"))
-CACHE_BIN = Path(os.environ.get("AIRFLOW_STACK_CACHE", XDG_CACHE / "airflow-stack")) / "bin"
 
 SEVERITIES = {"critical", "warning", "info"}
 
@@ -130,17 +127,6 @@ PROMQL_KEYWORDS = {
     "sum", "min", "max", "avg", "group", "stddev", "stdvar", "count", "count_values",
     "bottomk", "topk", "quantile", "limitk", "limit_ratio",
 }  # fmt: skip
-
-
-def tool(name: str) -> str:
-    found = shutil.which(name) or shutil.which(name, path=str(CACHE_BIN))
-    if found is None:
-        pytest.fail(f"{name} not found on PATH or in {CACHE_BIN}: run `make tools` (needs Go)")
-    return found
-
-
-def run(*command: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(command, capture_output=True, text=True, cwd=REPO, check=False)
 
 
 def load(path: Path) -> Any:
