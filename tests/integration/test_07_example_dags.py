@@ -224,6 +224,8 @@ def test_incremental_load_is_idempotent(stack: Stack, api: AirflowApi) -> None:
 
 
 def peak_overlap(intervals: list[tuple[float, float]]) -> int:
+    """Most intervals open at once. Deliberately the test's own, not the DAG's check_overlap: an
+    oracle shared with the code under test would agree with it when both are wrong."""
     events = sorted([(start, 1) for start, _ in intervals] + [(end, -1) for _, end in intervals])
     running = peak = 0
     for _, step in events:
