@@ -25,7 +25,7 @@ endif
 
 COMPOSE := docker compose
 
-.PHONY: help env up down ps logs scale test test-unit test-integration lint clean offline-images tools lock image build-inputs dashboards
+.PHONY: help env up down ps logs scale test test-unit test-integration lint clean offline-images tools lock image build-inputs dashboards bench backup restore
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  make %-18s %s\n", $$1, $$2}'
@@ -51,6 +51,7 @@ image: env build-inputs ## Build the Airflow image
 	@$(COMPOSE) --profile grafana build
 
 up: image ## Start the stack, wait until every service is healthy, print the URLs
+	@(umask 077; mkdir -p backups)   # before compose, so Docker does not create it as root
 	@$(COMPOSE) $(grafana_profile) up -d --remove-orphans
 	@$(PYTHON) scripts/wait_healthy.py --timeout $(WAIT_TIMEOUT)
 	@$(PYTHON) scripts/print_urls.py
@@ -90,6 +91,16 @@ lint: $(VENV)/.installed ## ruff (lint and format check) and shellcheck
 	@$(VENV)/bin/ruff format --check .
 	@command -v shellcheck >/dev/null || { echo "shellcheck is not installed (apt-get install shellcheck)"; exit 1; }
 	@shellcheck $(SHELL_SCRIPTS) && echo "shellcheck: all clean"
+
+bench: $(VENV)/.installed build-inputs ## Benchmark tuned vs official defaults (~40 min; BENCH_ARGS=--quick ~10 min)
+	@$(VENV)/bin/python -m bench $(BENCH_ARGS)
+
+backup: ## Back up the metadata and demo databases into backups/ (retention: BACKUP_RETENTION_DAYS in .env)
+	@bash scripts/backup.sh
+
+restore: ## Restore a backup into the running stack: make restore FILE=backups/airflow-<stamp>.dump
+	@test -n "$(FILE)" || { echo "usage: make restore FILE=backups/<db>-<UTC stamp>.dump" >&2; exit 1; }
+	@PYTHON=$(PYTHON) WAIT_TIMEOUT=$(WAIT_TIMEOUT) bash scripts/restore.sh "$(FILE)"
 
 dashboards: ## Regenerate grafana/dashboards/**.json from grafana/dashboards_src (edit the Python, not the JSON)
 	@$(PYTHON) grafana/generate.py
