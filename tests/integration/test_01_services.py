@@ -23,6 +23,7 @@ LONG_RUNNING = [
     "redis-exporter",
     "pgbouncer-exporter",
     "alertmanager",
+    "db-backup",
 ]
 
 

@@ -1,0 +1,295 @@
+"""Secure by default, checked on the running stack: every door refuses whoever lacks the key, nothing runs
+as root, nothing the containers read from the repository can be written by them, and no secret is
+baked into the Airflow image. Checked elsewhere and not repeated here: only the UIs published, on
+127.0.0.1 (test_01), Flower and Grafana refusing anonymous users (test_01, test_08), a missing secret
+stopping compose (tests/unit/test_compose_file.py), `.env` created with mode 600 (tests/unit)."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import re
+import secrets
+import time
+
+import pytest
+import requests
+
+from tests.integration.stack import REPO, Stack, env_values
+from tests.unit.compose import SECRETS
+
+AIRFLOW_RUNTIME = [
+    "airflow-apiserver",
+    "airflow-scheduler",
+    "airflow-dag-processor",
+    "airflow-triggerer",
+    "airflow-worker",
+    "flower",
+]
+# The user (uid) every process of each service runs as. No service keeps root: postgres' entrypoint
+# starts as root only to take ownership of its data volume, then execs postgres as 999; redis runs as
+# `user: redis` from the start. A service missing here fails the test: add it with its user.
+EXPECTED_UID = {
+    "postgres": 999,  # the image's postgres user
+    "redis": 999,  # the image's redis user (user: redis in docker-compose.yml)
+    "pgbouncer": 70,  # the image's postgres user (edoburu and the offline stand-in alike)
+    "statsd-exporter": 65534,  # nobody, the image's USER
+    "airflow-apiserver": 50000,  # airflow, the Airflow image's USER (group 0, as Airflow requires)
+    "airflow-scheduler": 50000,
+    "airflow-dag-processor": 50000,
+    "airflow-triggerer": 50000,
+    "airflow-worker": 50000,
+    "flower": 50000,
+    "webhook-receiver": 50000,
+    "postgres-exporter": 65534,  # user: in docker-compose.yml
+    "redis-exporter": 59000,  # the image's USER
+    "pgbouncer-exporter": 65534,
+    "alertmanager": 65534,
+    "prometheus": 65534,  # nobody, the image's USER
+    "grafana": 472,  # the image's grafana user
+    # The proposed scheduled backups (postgres image): the owner of ./backups on the host, or postgres
+    # (999) when that is root; it must be able to write there, and never needs root to do so.
+    "db-backup": (REPO / "backups").stat().st_uid if (REPO / "backups").is_dir() else 999,
+}
+if EXPECTED_UID["db-backup"] == 0:
+    EXPECTED_UID["db-backup"] = 999
+# Bind mounts from the host that a service may write to, with the reason. Everything else is read-only.
+WRITABLE_BINDS: dict[str, set[str]] = {
+    "db-backup": {"/backups"},  # the scheduled backups land in ./backups on the host
+}
+
+
+def forged_token() -> str:
+    """A well-formed HS512 JWT for user 1, signed with a key that is not the stack's."""
+
+    def b64(data: bytes) -> str:
+        return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+    now = int(time.time())
+    header = b64(json.dumps({"alg": "HS512", "typ": "JWT"}).encode())
+    claims = {"sub": "1", "iat": now, "nbf": now, "exp": now + 600, "aud": "apache-airflow"}
+    payload = b64(json.dumps(claims).encode())
+    signature = hmac.new(secrets.token_bytes(64), f"{header}.{payload}".encode(), hashlib.sha512).digest()
+    return f"{header}.{payload}.{b64(signature)}"
+
+
+def smoke_runs(stack: Stack) -> int:
+    (row,) = stack.sql("SELECT count(*) FROM dag_run WHERE dag_id = 'smoke_mapped'")
+    return int(row[0])
+
+
+def project_containers(stack: Stack, include_stopped: bool = False) -> list:
+    return stack.client.containers.list(
+        all=include_stopped, filters={"label": "com.docker.compose.project=airflow-stack-test"}
+    )
+
+
+# --- Airflow: REST API, Execution API, login ---------------------------------------------------------
+def test_airflow_api_refuses_requests_without_a_token(stack: Stack) -> None:
+    base = stack.url("AIRFLOW_API_PORT")
+    for path in (
+        "/api/v2/dags",
+        "/api/v2/variables",
+        "/api/v2/connections",
+        "/api/v2/config",
+        "/api/v2/pools",
+    ):
+        response = requests.get(f"{base}{path}", timeout=30)
+        assert response.status_code in (401, 403), f"GET {path}: {response.status_code} {response.text[:200]}"
+    response = requests.post(f"{base}/api/v2/dags/smoke_mapped/dagRuns", json={"conf": {}}, timeout=30)
+    assert response.status_code in (401, 403), response.text[:200]
+
+
+def test_airflow_api_refuses_forged_and_foreign_credentials(stack: Stack) -> None:
+    url = f"{stack.url('AIRFLOW_API_PORT')}/api/v2/dags"
+    for authorization in (
+        f"Bearer {forged_token()}",
+        "Bearer not-a-jwt",
+        "Basic " + base64.b64encode(f"{stack.env['AIRFLOW_ADMIN_USER']}:wrong".encode()).decode(),
+    ):
+        response = requests.get(url, headers={"Authorization": authorization}, timeout=30)
+        assert response.status_code in (401, 403), f"{authorization[:12]}...: {response.status_code}"
+
+
+def test_malformed_requests_without_credentials_are_refused_and_change_nothing(stack: Stack) -> None:
+    """Refused with a client error (401/403, or 400/422 where the body cannot even be parsed), never
+    a 5xx, and no DAG run appears."""
+    base = stack.url("AIRFLOW_API_PORT")
+    json_type = {"Content-Type": "application/json"}
+    before = smoke_runs(stack)
+    attempts = [
+        ("POST", "/api/v2/dags/smoke_mapped/dagRuns", b'{"conf": {"count": ', json_type),
+        ("POST", "/api/v2/dags/smoke_mapped/dagRuns", b'{"conf": "x", "logical_date": 12}', json_type),
+        ("POST", "/api/v2/dags/smoke_mapped/dagRuns", b"\xff\xfe\x00garbage", json_type),
+        ("PATCH", "/api/v2/dags/..%2F..%2Fetc%2Fpasswd", b'{"is_paused": false}', json_type),
+        ("GET", "/api/v2/dags?limit=-1&order_by=%27%3B%20DROP%20TABLE%20dag%3B--", b"", {}),
+        (
+            "POST",
+            "/auth/token",
+            b"username=admin&password=",
+            {"Content-Type": "application/x-www-form-urlencoded"},
+        ),
+        ("POST", "/auth/token", b"{", json_type),
+        ("PATCH", "/execution/task-instances/not-a-uuid/run", b"{", json_type),
+    ]
+    for method, path, body, headers in attempts:
+        response = requests.request(method, f"{base}{path}", data=body, headers=headers, timeout=30)
+        assert 400 <= response.status_code < 500, (
+            f"{method} {path}: {response.status_code} {response.text[:200]}"
+        )
+    assert smoke_runs(stack) == before, "a request without credentials created a DAG run"
+
+
+def test_execution_api_refuses_requests_without_a_task_token(stack: Stack) -> None:
+    """The workers' API is served on the same published port: it must want a task's token too."""
+    url = f"{stack.url('AIRFLOW_API_PORT')}/execution/variables/anything"
+    assert requests.get(url, timeout=30).status_code in (401, 403)
+    forged = {"Authorization": f"Bearer {forged_token()}"}
+    assert requests.get(url, headers=forged, timeout=30).status_code in (401, 403)
+
+
+def test_wrong_passwords_are_refused_by_airflow_and_flower(stack: Stack) -> None:
+    login = requests.post(
+        f"{stack.url('AIRFLOW_API_PORT')}/auth/token",
+        json={"username": stack.env["AIRFLOW_ADMIN_USER"], "password": "wrong-" + secrets.token_hex(8)},
+        timeout=30,
+    )
+    assert login.status_code == 401, login.text[:200]
+    flower = requests.get(
+        f"{stack.url('FLOWER_PORT')}/api/workers", auth=(stack.env["FLOWER_USER"], "wrong"), timeout=30
+    )
+    assert flower.status_code == 401
+
+
+@pytest.fixture
+def grafana(stack: Stack) -> str:
+    if not stack.with_grafana:
+        pytest.skip(f"live Grafana not tested: image {stack.grafana_image} is not present on this machine")
+    return stack.url("GRAFANA_PORT")
+
+
+def test_grafana_refuses_a_wrong_password(grafana: str, stack: Stack) -> None:
+    response = requests.get(
+        f"{grafana}/api/search", auth=(stack.env["GRAFANA_ADMIN_USER"], "wrong"), timeout=30
+    )
+    assert response.status_code == 401
+
+
+# --- Redis, Postgres, PgBouncer ------------------------------------------------------------------------
+def test_redis_refuses_clients_without_the_password(stack: Stack) -> None:
+    redis = stack.container("redis")
+    _, out = redis.exec_run(["env", "-u", "REDISCLI_AUTH", "redis-cli", "-h", "127.0.0.1", "ping"])
+    assert "NOAUTH" in out.decode(), out
+    _, out = redis.exec_run(
+        ["env", "-u", "REDISCLI_AUTH", "redis-cli", "-h", "127.0.0.1", "-a", "wrong", "ping"]
+    )
+    assert re.search("WRONGPASS|invalid password", out.decode()), out
+    # From another container over the compose network, as any client would come.
+    probe = (
+        "import socket\n"
+        "s = socket.create_connection(('redis', 6379), timeout=5)\n"
+        "s.sendall(b'PING\\r\\n'); print(s.recv(200))\n"
+        "s.sendall(b'AUTH not-the-password\\r\\n'); print(s.recv(200))\n"
+    )
+    out = stack.exec("airflow-worker", ["python", "-c", probe])
+    assert "NOAUTH" in out, out
+    assert "WRONGPASS" in out, out
+
+
+@pytest.mark.parametrize(
+    ("host", "port"), [("postgres", "5432"), ("127.0.0.1", "6432")], ids=["postgres", "pgbouncer"]
+)
+@pytest.mark.parametrize("role", ["airflow", "demo"])
+def test_postgres_and_pgbouncer_refuse_a_wrong_password(
+    stack: Stack, host: str, port: str, role: str
+) -> None:
+    pgbouncer = stack.container("pgbouncer")
+    database = "airflow" if role == "airflow" else "demo"
+    command = ["psql", f"--host={host}", f"--port={port}", f"--username={role}", f"--dbname={database}"]
+    command += ["--no-psqlrc", "--tuples-only", "--no-align", "--command=SELECT 1"]
+    right = stack.env["POSTGRES_PASSWORD" if role == "airflow" else "DEMO_DB_PASSWORD"]
+    code, out = pgbouncer.exec_run(command, environment={"PGPASSWORD": right})
+    assert (code, out.decode().strip()) == (0, "1"), out  # the door opens with the key...
+    code, out = pgbouncer.exec_run(command, environment={"PGPASSWORD": "wrong-" + secrets.token_hex(8)})
+    assert code != 0, out  # ...and only with it
+    assert re.search("password authentication failed|SASL authentication failed", out.decode()), out
+
+
+def test_postgres_accepts_scram_sha_256_only(stack: Stack) -> None:
+    methods = {
+        row[0] for row in stack.sql("SELECT DISTINCT auth_method FROM pg_hba_file_rules WHERE error IS NULL")
+    }
+    assert methods == {"scram-sha-256"}, f"pg_hba.conf allows {methods}"
+    weak = stack.sql(
+        "SELECT rolname FROM pg_authid WHERE rolcanlogin AND rolpassword NOT LIKE 'SCRAM-SHA-256$%'"
+    )
+    assert not weak, f"roles without a SCRAM verifier: {weak}"
+
+
+# --- Processes, mounts, image ----------------------------------------------------------------------------
+def test_processes_run_as_the_expected_non_root_users(stack: Stack) -> None:
+    """Every process descending from each container's main process; `docker exec` probes (health checks,
+    these tests) are not descendants and are left out."""
+    found: dict[str, set[int]] = {}
+    for container in project_containers(stack):
+        service = container.labels["com.docker.compose.service"]
+        main_pid = str(container.attrs["State"]["Pid"])
+        top = container.top(ps_args="-o pid,ppid,uid,comm")
+        column = {title: i for i, title in enumerate(top["Titles"])}
+        parent = {p[column["PID"]]: p[column["PPID"]] for p in top["Processes"]}
+        for process in top["Processes"]:
+            pid = process[column["PID"]]
+            while pid in parent and pid != main_pid:
+                pid = parent[pid]
+            if pid == main_pid:
+                found.setdefault(service, set()).add(int(process[column["UID"]]))
+    unknown = sorted(set(found) - set(EXPECTED_UID))
+    assert not unknown, f"services without an expected user in EXPECTED_UID: {unknown}"
+    wrong = {s: uids for s, uids in found.items() if uids != {EXPECTED_UID[s]}}
+    assert not wrong, f"process users differ from EXPECTED_UID: {wrong}"
+    assert 0 not in set().union(*found.values())
+
+
+def test_config_dags_and_plugins_are_read_only_in_every_airflow_container(stack: Stack) -> None:
+    for service in AIRFLOW_RUNTIME:
+        for container in stack.containers(service):
+            mounts = {m["Destination"]: m for m in container.attrs["Mounts"]}
+            for path in ("/opt/airflow/config", "/opt/airflow/dags", "/opt/airflow/plugins"):
+                assert path in mounts, f"{container.name}: {path} not mounted"
+                assert mounts[path]["RW"] is False, f"{container.name}: {path} is writable"
+
+
+def test_every_bind_mount_from_the_host_is_read_only(stack: Stack) -> None:
+    writable = []
+    for container in project_containers(stack, include_stopped=True):
+        service = container.labels["com.docker.compose.service"]
+        for mount in container.attrs["Mounts"]:
+            allowed = mount["Destination"] in WRITABLE_BINDS.get(service, set())
+            if mount["Type"] == "bind" and mount["RW"] and not allowed:
+                writable.append(f"{container.name}: {mount['Source']} -> {mount['Destination']}")
+    assert not writable, f"writable bind mounts: {writable}"
+
+
+def test_no_secret_in_the_airflow_image(stack: Stack) -> None:
+    image = stack.container("airflow-apiserver").image
+    layers = " ".join(str(layer.get("CreatedBy", "")) for layer in image.history())
+    config = image.attrs["Config"]
+    text = " ".join([layers, json.dumps(config.get("Env") or []), json.dumps(config.get("Labels") or {})])
+    values = {stack.env[name] for name in SECRETS}
+    if (REPO / ".env").exists():  # a developer's own .env must not have been built in either
+        values |= {v for k, v in env_values(REPO / ".env").items() if k in SECRETS and v}
+    leaked = sum(1 for value in values if value and value in text)
+    assert not leaked, f"{leaked} secret value(s) in the image's history or config"  # values not printed
+    names = [e.split("=", 1)[0] for e in config.get("Env") or []]
+    suspicious = [n for n in names if re.search("PASSWORD|SECRET|FERNET|TOKEN|PRIVATE", n)]
+    assert not suspicious, f"the image sets secret-looking variables: {suspicious}"
+
+
+def test_no_env_file_inside_the_airflow_image(stack: Stack) -> None:
+    """The image's own file system (-xdev: not the mounts), searched as root so no folder is skipped."""
+    container = stack.container("airflow-apiserver")
+    code, out = container.exec_run(["find", "/", "-xdev", "-name", ".env"], user="0")
+    assert code == 0, out
+    assert out.decode().strip() == "", f".env files in the image: {out.decode()}"
