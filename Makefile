@@ -56,13 +56,13 @@ up: image ## Start the stack, wait until every service is healthy, print the URL
 	@$(PYTHON) scripts/wait_healthy.py --timeout $(WAIT_TIMEOUT)
 	@$(PYTHON) scripts/print_urls.py
 
-down: ## Stop and remove the stack's containers (volumes are kept)
+down: env ## Stop and remove the stack's containers (volumes are kept)
 	@$(COMPOSE) --profile grafana down --remove-orphans
 
-ps: ## Show the stack's containers and their health
+ps: env ## Show the stack's containers and their health
 	@$(COMPOSE) --profile grafana ps -a
 
-logs: ## Follow the logs of every service (S=<service> for one)
+logs: env ## Follow the logs of every service (S=<service> for one)
 	@$(COMPOSE) --profile grafana logs -f --tail=200 $(S)
 
 scale: ## Run N Celery workers: make scale N=3
@@ -108,7 +108,7 @@ dashboards: ## Regenerate grafana/dashboards/**.json from grafana/dashboards_src
 lock: ## Re-resolve requirements.in into requirements.lock (needs uv)
 	@uv pip compile requirements.in --universal --python-version 3.11 --no-header --annotation-style line -o requirements.lock
 
-clean: ## Remove the stack with its volumes, the test venv and build leftovers
+clean: env ## Remove the stack with its volumes, the test venv and build leftovers
 	@$(COMPOSE) --profile grafana down --volumes --remove-orphans
 	@rm -rf $(VENV) extra-ca-bundle.pem .pytest_cache .ruff_cache
 
