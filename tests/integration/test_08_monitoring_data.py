@@ -27,8 +27,14 @@ PANELS = panel_expressions()
 RULES = rule_expressions()
 RECORDING = [e for e in RULES if e.kind == "recording rule"]
 ALERTS = [e for e in RULES if e.kind == "alert rule"]
-# The one place for expressions allowed to come back empty, each with the reason.
-EXPECTED_WITHOUT_DATA: dict[str, str] = {}
+# The one place for what may legitimately be absent, each with the reason: expression locations
+# ("dashboard <uid> / <panel> [<ref>]", "rule <group> / <name>") and metric names.
+EXPECTED_WITHOUT_DATA: dict[str, str] = {
+    "airflow_triggers_blocked_main_thread": (
+        "sent only when a trigger blocks the triggerer's event loop: a healthy stack may never send it "
+        "(seen in busy runs, absent in calm ones); its panel shows 0 meanwhile"
+    ),
+}
 
 
 @pytest.fixture(scope="module")
@@ -83,8 +89,13 @@ def test_every_metric_name_used_exists_in_prometheus(workload_scraped: Stack) ->
         for name in metric_names(workload_scraped.parse_query(expression.expr)):
             used.setdefault(name, expression.where)
     present = set(workload_scraped.metric_names())
-    missing = {name: where for name, where in used.items() if name not in present}
+    missing = {
+        name: where
+        for name, where in used.items()
+        if name not in present and name not in EXPECTED_WITHOUT_DATA
+    }
     COVERAGE["metric names used"] = len(used)
+    COVERAGE["metric names used, present"] = len(used.keys() & present)
     assert not missing, f"metric names not in Prometheus: {missing}"
 
 
