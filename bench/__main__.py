@@ -59,6 +59,11 @@ def parse_args(argv: list[str] | None = None) -> Settings:
         f"(default {defaults.direct_repetitions}; 0 skips them)",
     )
     parser.add_argument(
+        "--only",
+        choices=("tuned", "official"),
+        help="tuning pass: run the sessions of one configuration only (no ratios)",
+    )
+    parser.add_argument(
         "--offline", action="store_true", help="offline kit images (also OFFLINE=1 in the environment)"
     )
     parser.add_argument(
@@ -79,6 +84,7 @@ def parse_args(argv: list[str] | None = None) -> Settings:
         "settle_seconds": args.settle,
         "run_timeout": args.run_timeout,
         "results_dir": args.results_dir,
+        "only": args.only,
     }
     values = {key: value for key, value in overrides.items() if value is not None}
     values["offline"] = args.offline or os.environ.get("OFFLINE") == "1"

@@ -22,6 +22,7 @@ class Settings:
     tasks: int = 100  # K: mapped tasks per run
     quick: bool = False
     direct_repetitions: int = 1
+    only: str | None = None  # "tuned" or "official": a tuning pass that runs one configuration
     offline: bool = False
     grafana: bool = True  # include Grafana where its image is present
     settle_seconds: float = 20.0  # after healthy and the DAG parsed, before the idle memory sample
@@ -39,6 +40,8 @@ class Settings:
             raise ValueError("tasks must be 1-1024 ([core] max_map_length)")
         if self.direct_repetitions < 0:
             raise ValueError("direct repetitions cannot be negative")
+        if self.only not in (None, "tuned", "official"):
+            raise ValueError("only must be tuned or official")
 
     @classmethod
     def quick_pass(cls, **overrides: object) -> Settings:
@@ -86,6 +89,8 @@ def build_plan(settings: Settings) -> list[SessionSpec]:
         plan.append(SessionSpec("official", repetition, (1, 2), failover=True, idle_memory=True))
         if with_direct:
             plan.append(SessionSpec("direct", repetition, (1, 2, 4), failover=False, idle_memory=False))
+    if settings.only:
+        plan = [spec for spec in plan if spec.config == settings.only]
     return plan
 
 

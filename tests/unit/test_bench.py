@@ -503,6 +503,15 @@ def test_quick_plan_is_one_pair_without_4_workers_or_direct_postgres() -> None:
     assert plan.estimate_seconds(sessions, settings) < 12 * 60
 
 
+def test_tuning_pass_runs_one_configuration_only() -> None:
+    settings = parse_args(["--quick", "--only", "tuned"])
+    assert [s.config for s in plan.build_plan(settings)] == ["tuned"]
+    full = plan.build_plan(plan.Settings(only="official"))
+    assert [s.config for s in full] == ["official"] * 3
+    with pytest.raises(SystemExit):
+        parse_args(["--only", "direct"])
+
+
 def test_command_line() -> None:
     assert parse_args([]) == plan.Settings(offline=os.environ.get("OFFLINE") == "1")
     quick = parse_args(["--quick", "--offline"])
