@@ -25,7 +25,7 @@ endif
 
 COMPOSE := docker compose
 
-.PHONY: help env up down ps logs scale test test-unit test-integration lint clean offline-images tools lock image build-inputs dashboards bench backup restore
+.PHONY: help env check-env up down ps logs scale test test-unit test-integration lint clean offline-images tools lock image build-inputs dashboards bench backup restore
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  make %-18s %s\n", $$1, $$2}'
@@ -33,6 +33,9 @@ help: ## List the targets
 
 env: ## Create .env with fresh random secrets (never overwrites an existing one)
 	@$(PYTHON) scripts/generate_env.py
+
+check-env: env ## Check the sizes, ports and addresses in .env (make up runs it first)
+	@$(PYTHON) scripts/check_env.py .env
 
 offline-images: ## Build (or reuse) the offline kit's stand-in images
 	@bash offline/build.sh
@@ -50,7 +53,7 @@ build-inputs: extra-ca-bundle.pem $(if $(filter 1,$(OFFLINE)),offline-images)
 image: env build-inputs ## Build the Airflow image
 	@$(COMPOSE) --profile grafana build
 
-up: image ## Start the stack, wait until every service is healthy, print the URLs
+up: check-env image ## Start the stack, wait until every service is healthy, print the URLs
 	@(umask 077; mkdir -p backups)   # before compose, so Docker does not create it as root
 	@$(COMPOSE) $(grafana_profile) up -d --remove-orphans
 	@$(PYTHON) scripts/wait_healthy.py --timeout $(WAIT_TIMEOUT)
@@ -65,7 +68,7 @@ ps: env ## Show the stack's containers and their health
 logs: env ## Follow the logs of every service (S=<service> for one)
 	@$(COMPOSE) --profile grafana logs -f --tail=200 $(S)
 
-scale: ## Run N Celery workers: make scale N=3
+scale: check-env ## Run N Celery workers: make scale N=3
 	@$(COMPOSE) $(grafana_profile) up -d --no-recreate --scale airflow-worker=$(N)
 	@$(PYTHON) scripts/wait_healthy.py --timeout $(WAIT_TIMEOUT)
 

@@ -1,0 +1,104 @@
+"""Refuse a .env whose sizes, ports or addresses cannot work, before anything starts.
+
+Run by `make up` and `make scale` (and by hand: `python3 scripts/check_env.py [.env]`). Exit 0 when
+every value it knows is well-formed, 1 with one line per problem naming the variable, its value and
+what it must be. Compose itself names a missing or empty secret; Airflow's secrets are checked for
+shape by airflow-init. Values left unset or commented out fall back to the compose defaults, which
+are valid. Change: add a variable to KINDS when .env.example gains a size, port or address.
+Standard library only: it runs on the host before any image or virtualenv exists.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+
+def whole_number(value: str) -> str | None:
+    return None if re.fullmatch(r"[1-9][0-9]*", value) else "a whole number of at least 1"
+
+
+def port(value: str) -> str | None:
+    ok = re.fullmatch(r"[0-9]+", value) and 1 <= int(value) <= 65535
+    return None if ok else "a TCP port number (1-65535)"
+
+
+def address(value: str) -> str | None:
+    try:
+        ipaddress.ip_address(value)
+    except ValueError:
+        return "an IP address of this host (127.0.0.1, 0.0.0.0 or one interface's address)"
+    return None
+
+
+def compose_duration(value: str) -> str | None:
+    """Compose reads durations with Go's time.ParseDuration."""
+    ok = re.fullmatch(r"([0-9]+(\.[0-9]+)?(ns|us|µs|ms|s|m|h))+", value)
+    return None if ok else "a duration such as 90s, 10m or 1h30m"
+
+
+def prometheus_duration(value: str) -> str | None:
+    ok = re.fullmatch(r"([0-9]+(ms|s|m|h|d|w|y))+", value)
+    return None if ok else "a Prometheus duration such as 15d, 12h or 2w"
+
+
+KINDS: dict[str, Callable[[str], str | None]] = {
+    "HOST_BIND_ADDRESS": address,
+    "WORKER_BIND_ADDRESS": address,
+    "AIRFLOW_API_PORT": port,
+    "FLOWER_PORT": port,
+    "GRAFANA_PORT": port,
+    "REDIS_PUBLISHED_PORT": port,
+    "PGBOUNCER_PUBLISHED_PORT": port,
+    "AIRFLOW_WORKER_STOP_GRACE_PERIOD": compose_duration,
+    "PROMETHEUS_RETENTION": prometheus_duration,
+    "BACKUP_RETENTION_DAYS": whole_number,
+    "BACKUP_INTERVAL_HOURS": whole_number,
+}
+
+
+def read_env(text: str) -> dict[str, str]:
+    """KEY=value lines as Compose reads them (comments and blank lines skipped, quotes removed)."""
+    values = {}
+    for line in text.splitlines():
+        line = line.strip()
+        if not line or line.startswith("#") or "=" not in line:
+            continue
+        key, value = line.split("=", 1)
+        value = value.strip()
+        if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
+            value = value[1:-1]
+        values[key.strip()] = value
+    return values
+
+
+def problems(values: dict[str, str]) -> list[str]:
+    found = []
+    for key, check in KINDS.items():
+        value = values.get(key, "")
+        if value == "":
+            continue  # unset: the compose default applies
+        expected = check(value)
+        if expected:
+            found.append(f"{key}={value!r} in .env is not {expected}")
+    return found
+
+
+def main(argv: list[str]) -> int:
+    path = Path(argv[1] if len(argv) > 1 else ".env")
+    try:
+        text = path.read_text()
+    except OSError as error:
+        print(f"cannot read {path}: {error.strerror} (make env creates it)", file=sys.stderr)
+        return 1
+    found = problems(read_env(text))
+    for line in found:
+        print(f"{path}: {line}", file=sys.stderr)
+    return 1 if found else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))
