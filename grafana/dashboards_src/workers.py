@@ -54,7 +54,7 @@ def dashboard() -> Dashboard:
             stat(
                 "Tasks executing on workers",
                 "Celery tasks (one per Airflow task attempt) running on all workers now. Each worker "
-                "runs at most worker_concurrency (8) at once.",
+                "runs at most [celery] worker_concurrency (16) at once.",
                 [Query("sum(flower_worker_number_of_currently_executing_tasks)")],
                 "short",
                 [(GREEN, None)],
