@@ -1,0 +1,319 @@
+"""Workers beyond one machine (docs/remote-workers.md): a second compose project, made from
+docker-compose.worker.yml on a network of its own, joins the session's stack only through the ports the
+main stack publishes with docker-compose.publish-for-workers.yml, and runs the tasks routed to its queue.
+
+One machine stands in for two. The session stack's redis, pgbouncer and airflow-apiserver are recreated
+(same volumes, same secrets) with the publish override: Redis and PgBouncer on WORKER_BIND_ADDRESS, the
+api-server on HOST_BIND_ADDRESS, both set to the gateway of Docker's default bridge (docker0, read at run
+time), an address of this host that containers of any network reach. The remote project's .env holds only
+what docs/remote-workers.md tells a worker host to hold: the six worker secrets, STACK_HOST (that address),
+the published ports, and WORKER_QUEUE=remote. Its two workers consume only the Celery queue `remote`, and
+the test DAG (tests/integration/dags/remote_queue_probe.py, copied into dags/ meanwhile) sends every task
+there, so the metadata DB's task_instance.hostname says where each ran.
+A container reaches a port published on a host address through Docker's userland proxy (the daemon
+default; not tried with `userland-proxy: false`) and the host's INPUT rules, which must accept it.
+At the end the remote project is removed with its volume and the three services are recreated as they were,
+for the tests that follow.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import requests
+from docker.models.containers import Container
+
+from tests.integration.airflow_api import AirflowApi
+from tests.integration.stack import PROJECT, REPO, Stack
+
+REMOTE_PROJECT = "airflow-remote-worker-test"
+REMOTE_NETWORK = f"{REMOTE_PROJECT}_default"
+REMOTE_WORKERS = 2
+QUEUE = "remote"
+DAG = "remote_queue_probe"
+DAG_SOURCE = REPO / "tests" / "integration" / "dags" / "remote_queue_probe.py"
+DAG_COPY = REPO / "dags" / "zz_remote_queue_probe_by_tests.py"
+# items, square x3 (mapped), demo_db_user, check
+EXPECTED_TIS = 6
+PUBLISHED_PORTS = {"REDIS_PUBLISHED_PORT": "16379", "PGBOUNCER_PUBLISHED_PORT": "16432"}
+REPUBLISHED = ["redis", "pgbouncer", "airflow-apiserver"]
+MAIN_FILES = [REPO / "docker-compose.yml"]
+PUBLISH_FILES = [*MAIN_FILES, REPO / "docker-compose.publish-for-workers.yml"]
+WORKER_FILES = [REPO / "docker-compose.worker.yml"]
+# What a worker host's .env holds (docs/remote-workers.md): never the admin, Flower or Grafana passwords.
+WORKER_SECRETS = [
+    "POSTGRES_PASSWORD",
+    "REDIS_PASSWORD",
+    "AIRFLOW_FERNET_KEY",
+    "AIRFLOW_JWT_SECRET",
+    "AIRFLOW_API_SECRET_KEY",
+    "DEMO_DB_PASSWORD",
+]
+
+
+def compose(
+    project: str,
+    files: list[Path],
+    env_file: Path,
+    *args: str,
+    environment: dict[str, str] | None = None,
+    check: bool = True,
+    timeout: float = 900,
+) -> subprocess.CompletedProcess[str]:
+    """docker compose on one project, named explicitly: the session exports COMPOSE_PROJECT_NAME."""
+    env = {key: value for key, value in os.environ.items() if not key.startswith("COMPOSE_")}
+    env.update(environment or {})
+    command = ["docker", "compose", "--project-name", project, "--project-directory", str(REPO)]
+    for path in files:
+        command += ["--file", str(path)]
+    command += ["--env-file", str(env_file), *args]
+    result = subprocess.run(
+        command, cwd=REPO, env=env, capture_output=True, text=True, timeout=timeout, check=False
+    )
+    if check and result.returncode != 0:
+        raise RuntimeError(
+            f"{' '.join(command)} exited {result.returncode}:\n{result.stdout}\n{result.stderr}"
+        )
+    return result
+
+
+def write_env(path: Path, values: dict[str, str]) -> Path:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as out:
+        out.write("".join(f"{key}={value}\n" for key, value in values.items()))
+    return path
+
+
+def host_address_for_containers(stack: Stack) -> str:
+    """The default bridge's IPv4 gateway: an address of this host that any container can reach."""
+    for config in stack.client.networks.get("bridge").attrs["IPAM"]["Config"] or []:
+        gateway = config.get("Gateway", "")
+        if gateway and ":" not in gateway:
+            return gateway
+    raise AssertionError("Docker's default bridge network has no IPv4 gateway to publish the ports on")
+
+
+def run_in(container: Container, command: list[str], environment: dict[str, str] | None = None) -> str:
+    exit_code, output = container.exec_run(command, environment=environment)
+    text = output.decode(errors="replace")
+    assert exit_code == 0, f"{container.name}: {' '.join(command)} exited {exit_code}: {text}"
+    return text
+
+
+@dataclass
+class Remote:
+    address: str
+    api: AirflowApi
+    containers: list[Container]
+
+    @property
+    def hostnames(self) -> set[str]:
+        return {c.attrs["Config"]["Hostname"] for c in self.containers}
+
+
+@pytest.fixture(scope="module")
+def remote(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Remote]:
+    address = host_address_for_containers(stack)
+    workdir = tmp_path_factory.mktemp("remote-worker")
+    main_env = write_env(
+        workdir / "main.env",
+        {**stack.env, "HOST_BIND_ADDRESS": address, "WORKER_BIND_ADDRESS": address, **PUBLISHED_PORTS},
+    )
+    # The image the session's workers run: a worker host builds the same one from the same checkout.
+    image = stack.container("airflow-worker").attrs["Config"]["Image"]
+    worker_env = write_env(
+        workdir / "worker.env",
+        {
+            **{key: stack.env[key] for key in WORKER_SECRETS},
+            "STACK_HOST": address,
+            "AIRFLOW_API_PORT": stack.env["AIRFLOW_API_PORT"],
+            **PUBLISHED_PORTS,
+            "WORKER_QUEUE": QUEUE,
+            "AIRFLOW_IMAGE": image,
+            "AIRFLOW_WORKER_STOP_GRACE_PERIOD": "60s",
+        },
+    )
+    pinned = {"AIRFLOW_IMAGE": image}
+    compose(REMOTE_PROJECT, WORKER_FILES, worker_env, "down", "--volumes", "--remove-orphans", check=False)
+    shutil.copyfile(DAG_SOURCE, DAG_COPY)
+    try:
+        compose(PROJECT, PUBLISH_FILES, main_env, "up", "--detach", "--wait", "--no-deps", *REPUBLISHED)
+        try:
+            compose(
+                REMOTE_PROJECT,
+                WORKER_FILES,
+                worker_env,
+                "up",
+                "--detach",
+                "--wait",
+                "--wait-timeout",
+                "600",
+                "--no-build",
+                "--pull",
+                "never",
+                "--scale",
+                f"airflow-worker={REMOTE_WORKERS}",
+                environment=pinned,
+            )
+        except RuntimeError:
+            logs = compose(
+                REMOTE_PROJECT, WORKER_FILES, worker_env, "logs", "--no-color", "--tail=80", check=False
+            )
+            print(logs.stdout, logs.stderr)
+            raise
+        containers = stack.client.containers.list(
+            filters={
+                "label": [
+                    f"com.docker.compose.project={REMOTE_PROJECT}",
+                    "com.docker.compose.service=airflow-worker",
+                ]
+            }
+        )
+        api = AirflowApi(
+            f"http://{address}:{stack.env['AIRFLOW_API_PORT']}",
+            stack.env["AIRFLOW_ADMIN_USER"],
+            stack.env["AIRFLOW_ADMIN_PASSWORD"],
+        )
+        yield Remote(address=address, api=api, containers=containers)
+    finally:
+        compose(
+            REMOTE_PROJECT,
+            WORKER_FILES,
+            worker_env,
+            "down",
+            "--volumes",
+            "--remove-orphans",
+            "--timeout",
+            "60",
+            environment=pinned,
+            check=False,
+        )
+        DAG_COPY.unlink(missing_ok=True)
+        # As the session started them, for the tests after this one: a failure here is reported.
+        compose(PROJECT, MAIN_FILES, stack.env_file, "up", "--detach", "--wait", "--no-deps", *REPUBLISHED)
+
+
+@pytest.fixture(scope="module")
+def remote_run(stack: Stack, remote: Remote) -> dict:
+    remote.api.wait_for_dag(DAG, timeout=300)
+    run_id = remote.api.trigger(DAG)
+    state = remote.api.wait_for_run(DAG, run_id, timeout=600)
+    rows = stack.sql(
+        "SELECT task_id, map_index, state, queue, hostname FROM task_instance "
+        f"WHERE dag_id = '{DAG}' AND run_id = '{run_id}' ORDER BY task_id, map_index"
+    )
+    return {"run_id": run_id, "state": state, "rows": rows}
+
+
+def test_remote_workers_are_on_their_own_network_only(stack: Stack, remote: Remote) -> None:
+    assert len(remote.containers) == REMOTE_WORKERS
+    main_networks = {
+        name for c in stack.containers("airflow-scheduler") for name in c.attrs["NetworkSettings"]["Networks"]
+    }
+    assert main_networks, "the session stack's schedulers are on no network"
+    for container in remote.containers:
+        networks = set(container.attrs["NetworkSettings"]["Networks"])
+        assert networks == {REMOTE_NETWORK}, f"{container.name} is on {sorted(networks)}"
+        assert not networks & main_networks
+    attached = {c.name for c in stack.client.networks.get(REMOTE_NETWORK).containers}
+    assert attached == {c.name for c in remote.containers}, f"{REMOTE_NETWORK} also has {sorted(attached)}"
+    # The main stack's service names mean nothing there: the published ports are the only way in.
+    probe = (
+        "import socket\n"
+        "for name in ('redis', 'pgbouncer', 'postgres', 'airflow-apiserver'):\n"
+        "    try:\n"
+        "        socket.getaddrinfo(name, None)\n"
+        "        print(name, 'RESOLVED')\n"
+        "    except OSError:\n"
+        "        print(name, 'unknown')\n"
+    )
+    out = run_in(remote.containers[0], ["python", "-c", probe])
+    assert "RESOLVED" not in out, out
+
+
+def test_published_broker_and_pool_refuse_clients_without_the_password(stack: Stack, remote: Remote) -> None:
+    """What the remote network sees of the main host is the password-protected doors, nothing open."""
+    probe = (
+        "import os, socket\n"
+        "import psycopg2\n"
+        "s = socket.create_connection((os.environ['HOST'], int(os.environ['REDIS_PORT'])), timeout=10)\n"
+        "s.sendall(b'PING\\r\\n'); print(s.recv(200))\n"
+        "s.sendall(b'AUTH not-the-password\\r\\n'); print(s.recv(200))\n"
+        "try:\n"
+        "    psycopg2.connect(host=os.environ['HOST'], port=os.environ['PGBOUNCER_PORT'], user='airflow',\n"
+        "                     password='not-the-password', dbname='airflow', connect_timeout=10)\n"
+        "    print('PGBOUNCER ACCEPTED')\n"
+        "except psycopg2.OperationalError as error:\n"
+        "    print('pgbouncer:', error)\n"
+    )
+    environment = {
+        "HOST": remote.address,
+        "REDIS_PORT": PUBLISHED_PORTS["REDIS_PUBLISHED_PORT"],
+        "PGBOUNCER_PORT": PUBLISHED_PORTS["PGBOUNCER_PUBLISHED_PORT"],
+    }
+    out = run_in(remote.containers[0], ["python", "-c", probe], environment=environment)
+    assert "NOAUTH" in out, out
+    assert "WRONGPASS" in out, out
+    assert "PGBOUNCER ACCEPTED" not in out, out
+    assert "password authentication failed" in out or "SASL authentication failed" in out, out
+
+
+def queues_of(workers: dict, name: str) -> set[str]:
+    """The queues Flower's /api/workers says a Celery node consumes (empty while it has not answered)."""
+    return {q["name"] for q in (workers.get(name) or {}).get("active_queues") or []}
+
+
+def test_flower_sees_the_remote_workers_on_their_own_queue(stack: Stack, remote: Remote) -> None:
+    auth = (stack.env["FLOWER_USER"], stack.env["FLOWER_PASSWORD"])
+    names = {f"celery@{hostname}" for hostname in remote.hostnames}
+    deadline = time.monotonic() + 120
+    while True:
+        workers = requests.get(
+            f"{stack.url('FLOWER_PORT')}/api/workers", params={"refresh": "true"}, auth=auth, timeout=60
+        ).json()
+        if all(queues_of(workers, name) for name in names) or time.monotonic() > deadline:
+            break
+        time.sleep(5)
+    for name in names:
+        assert queues_of(workers, name) == {QUEUE}, (
+            f"{name}: {queues_of(workers, name)}; flower sees {sorted(workers)}"
+        )
+    for hostname in {c.attrs["Config"]["Hostname"] for c in stack.containers("airflow-worker")}:
+        assert QUEUE not in queues_of(workers, f"celery@{hostname}"), (
+            f"main worker {hostname} consumes {QUEUE} too: the test would prove nothing"
+        )
+
+
+def test_tasks_routed_to_the_remote_queue_succeed_on_the_remote_workers(
+    stack: Stack, remote: Remote, remote_run: dict
+) -> None:
+    rows = remote_run["rows"]
+    assert remote_run["state"] == "success", rows
+    assert len(rows) == EXPECTED_TIS, rows
+    main_hosts = {c.attrs["Config"]["Hostname"] for c in stack.containers("airflow-worker")}
+    assert not remote.hostnames & main_hosts
+    for task_id, map_index, state, queue, hostname in rows:
+        where = f"{task_id}[{map_index}]"
+        assert state == "success", f"{where}: {state}"
+        assert queue == QUEUE, f"{where} went to queue {queue}"
+        # Airflow records getfqdn(): the container's hostname is its first label.
+        assert hostname.split(".")[0] in remote.hostnames, f"{where} ran on {hostname}"
+
+
+def test_remote_task_logs_stay_on_the_worker_host(stack: Stack, remote: Remote, remote_run: dict) -> None:
+    """The documented limit: the api-server reads the shared volume of the main host only, and cannot
+    reach a remote worker's log server (by its container hostname) either."""
+    find = ["find", "/opt/airflow/logs", "-path", f"*dag_id={DAG}/*", "-name", "*.log"]
+    # One log volume per worker host, shared by its replicas.
+    found = run_in(remote.containers[0], find)
+    assert len(found.split()) == EXPECTED_TIS, found
+    assert not stack.exec("airflow-apiserver", find).split(), "a remote task's log is on the main host"
+    (check,) = [ti for ti in remote.api.task_instances(DAG, remote_run["run_id"]) if ti.task_id == "check"]
+    assert "Could not read served logs" in remote.api.log(check)

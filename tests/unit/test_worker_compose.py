@@ -1,0 +1,266 @@
+"""Remote workers, as rendered by `docker compose config` (docs/remote-workers.md):
+docker-compose.worker.yml is a worker host's whole project, one scalable airflow-worker that is the main
+file's worker except for what must differ (its addresses point at STACK_HOST and the published ports,
+no statsd, its queue from WORKER_QUEUE, no depends_on, nothing published), and needs only the six
+secrets a worker uses, never the admin, Flower or Grafana passwords; docker-compose.publish-for-workers.yml
+publishes exactly Redis and PgBouncer on WORKER_BIND_ADDRESS and changes nothing else."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import pytest
+
+from scripts.generate_env import render
+from tests.unit.compose import REPO, SECRETS, compose_config, resolved
+
+WORKER_FILE = REPO / "docker-compose.worker.yml"
+PUBLISH_FILE = REPO / "docker-compose.publish-for-workers.yml"
+PROBE_DAG = REPO / "tests" / "integration" / "dags" / "remote_queue_probe.py"
+
+WORKER_SECRETS = [
+    "POSTGRES_PASSWORD",
+    "REDIS_PASSWORD",
+    "AIRFLOW_FERNET_KEY",
+    "AIRFLOW_JWT_SECRET",
+    "AIRFLOW_API_SECRET_KEY",
+    "DEMO_DB_PASSWORD",
+]
+NOT_ON_WORKER_HOSTS = sorted(set(SECRETS) - set(WORKER_SECRETS))
+STACK_HOST = "10.8.0.1"
+WORKER_BIND_ADDRESS = "10.8.0.1"
+# Each address a worker uses: the main file's host:port, and the variable of its published port.
+ADDRESSES = {
+    "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": ("pgbouncer:6432", "PGBOUNCER_PUBLISHED_PORT"),
+    "AIRFLOW__CELERY__RESULT_BACKEND": ("pgbouncer:6432", "PGBOUNCER_PUBLISHED_PORT"),
+    "AIRFLOW__CELERY__BROKER_URL": ("redis:6379", "REDIS_PUBLISHED_PORT"),
+    "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": ("airflow-apiserver:8080", "AIRFLOW_API_PORT"),
+    "AIRFLOW_CONN_DEMO_DB": ("pgbouncer:6432", "PGBOUNCER_PUBLISHED_PORT"),
+}
+DEFAULT_PORTS = {"PGBOUNCER_PUBLISHED_PORT": 6432, "REDIS_PUBLISHED_PORT": 6379, "AIRFLOW_API_PORT": 8080}
+WORKER_ONLY_ENV = {"AIRFLOW__METRICS__STATSD_ON": "False", "AIRFLOW__OPERATORS__DEFAULT_QUEUE": "default"}
+MAIN_ONLY_ENV = {"AIRFLOW__METRICS__STATSD_HOST"}
+SAME_KEYS = [
+    "image",
+    "build",
+    "entrypoint",
+    "command",
+    "healthcheck",
+    "stop_signal",
+    "stop_grace_period",
+    "restart",
+    "volumes",
+]
+
+
+def worker_compose_config(env_file: Path, *extra: str) -> subprocess.CompletedProcess[str]:
+    """`docker compose config` of the worker file alone, as tests/unit/compose.py runs the main one."""
+    env = {key: os.environ[key] for key in ("PATH", "HOME") if key in os.environ}
+    return subprocess.run(
+        [
+            "docker",
+            "compose",
+            "--file",
+            str(WORKER_FILE),
+            "--env-file",
+            str(env_file),
+            *extra,
+            "config",
+            "--format",
+            "json",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=REPO,
+        check=False,
+    )
+
+
+def write_env(path: Path, values: dict[str, str]) -> Path:
+    path.write_text("".join(f"{key}={value}\n" for key, value in values.items()))
+    return path
+
+
+@pytest.fixture(scope="module")
+def main_env() -> dict[str, str]:
+    """The main host's .env, as `make env` generates it."""
+    text = render((REPO / ".env.example").read_text())
+    return dict(
+        line.split("=", 1) for line in text.splitlines() if line and not line.startswith("#") and "=" in line
+    )
+
+
+@pytest.fixture(scope="module")
+def worker_env(main_env: dict[str, str]) -> dict[str, str]:
+    """A worker host's .env as docs/remote-workers.md says to write it: six secrets and STACK_HOST."""
+    return {**{key: main_env[key] for key in WORKER_SECRETS}, "STACK_HOST": STACK_HOST}
+
+
+@pytest.fixture(scope="module")
+def worker(worker_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> dict:
+    env_file = write_env(tmp_path_factory.mktemp("worker") / ".env", worker_env)
+    result = worker_compose_config(env_file)
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+@pytest.fixture(scope="module")
+def main_file_worker(main_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> dict:
+    env_file = write_env(tmp_path_factory.mktemp("main") / ".env", main_env)
+    return resolved(env_file)["services"]["airflow-worker"]
+
+
+# --- docker-compose.worker.yml ----------------------------------------------------------------------------
+def test_worker_file_is_one_scalable_worker_service(worker: dict) -> None:
+    assert set(worker["services"]) == {"airflow-worker"}
+    service = worker["services"]["airflow-worker"]
+    assert "container_name" not in service, "a container_name forbids --scale"
+    assert "hostname" not in service, "one hostname for every replica would give them one Celery node name"
+    assert worker["name"] == "airflow-remote-worker", "its own project: never the main stack's workers"
+
+
+def test_worker_host_needs_no_admin_flower_or_grafana_password(worker: dict) -> None:
+    # The fixture rendered it from a .env holding only the six worker secrets and STACK_HOST.
+    text = WORKER_FILE.read_text()
+    for secret in NOT_ON_WORKER_HOSTS:
+        assert secret not in text, f"docker-compose.worker.yml mentions {secret}"
+
+
+def test_stack_host_is_required_and_named(worker_env: dict[str, str], tmp_path: Path) -> None:
+    without = {key: value for key, value in worker_env.items() if key != "STACK_HOST"}
+    for name, values in {"unset": without, "empty": {**without, "STACK_HOST": ""}}.items():
+        result = worker_compose_config(write_env(tmp_path / f"{name}.env", values))
+        assert result.returncode != 0, f"compose accepted a {name} STACK_HOST"
+        assert "STACK_HOST" in result.stderr, result.stderr
+
+
+@pytest.mark.parametrize("secret", WORKER_SECRETS)
+def test_each_worker_secret_is_required_and_named(
+    secret: str, worker_env: dict[str, str], tmp_path: Path
+) -> None:
+    result = worker_compose_config(write_env(tmp_path / ".env", {**worker_env, secret: ""}))
+    assert result.returncode != 0, f"compose accepted an empty {secret}"
+    assert secret in result.stderr, result.stderr
+
+
+@pytest.mark.parametrize(
+    "ports",
+    [{}, {"PGBOUNCER_PUBLISHED_PORT": "16432", "REDIS_PUBLISHED_PORT": "16379", "AIRFLOW_API_PORT": "18080"}],
+    ids=["default-ports", "changed-ports"],
+)
+def test_addresses_point_at_stack_host_and_the_published_ports(
+    ports: dict[str, str], worker_env: dict[str, str], tmp_path: Path
+) -> None:
+    result = worker_compose_config(write_env(tmp_path / ".env", {**worker_env, **ports}))
+    assert result.returncode == 0, result.stderr
+    environment = json.loads(result.stdout)["services"]["airflow-worker"]["environment"]
+    for key, (_, port_variable) in ADDRESSES.items():
+        url = urlsplit(environment[key])
+        expected_port = int(ports.get(port_variable, DEFAULT_PORTS[port_variable]))
+        assert (url.hostname, url.port) == (STACK_HOST, expected_port), f"{key} -> {url.hostname}:{url.port}"
+
+
+def test_worker_is_the_main_files_worker_but_for_its_addresses(worker: dict, main_file_worker: dict) -> None:
+    service = worker["services"]["airflow-worker"]
+    for key in SAME_KEYS:
+        assert service.get(key) == main_file_worker.get(key), f"{key} differs from docker-compose.yml"
+    ours, theirs = service["environment"], main_file_worker["environment"]
+    assert set(ours) - set(theirs) == set(WORKER_ONLY_ENV), "a variable the main file's worker lacks"
+    assert set(theirs) - set(ours) == MAIN_ONLY_ENV, "a variable of the main file's worker is missing"
+    for key, value in theirs.items():
+        if key in MAIN_ONLY_ENV:
+            continue
+        if key in ADDRESSES:
+            main_address, port_variable = ADDRESSES[key]
+            value = value.replace(main_address, f"{STACK_HOST}:{DEFAULT_PORTS[port_variable]}", 1)
+        assert ours[key] == value, f"{key} differs from docker-compose.yml beyond its address"
+    for key, value in WORKER_ONLY_ENV.items():
+        assert ours[key] == value, key
+
+
+def test_worker_depends_on_nothing_and_publishes_nothing(worker: dict) -> None:
+    service = worker["services"]["airflow-worker"]
+    assert not service.get("depends_on"), "its dependencies run on the main host"
+    assert not service.get("ports"), f"publishes {service.get('ports')}"
+    assert not service.get("expose")
+
+
+def test_worker_queue_is_chosen_by_worker_queue(worker_env: dict[str, str], tmp_path: Path) -> None:
+    result = worker_compose_config(write_env(tmp_path / ".env", {**worker_env, "WORKER_QUEUE": "gpu"}))
+    assert result.returncode == 0, result.stderr
+    environment = json.loads(result.stdout)["services"]["airflow-worker"]["environment"]
+    assert environment["AIRFLOW__OPERATORS__DEFAULT_QUEUE"] == "gpu"
+
+
+def test_every_variable_of_the_remote_worker_files_is_documented() -> None:
+    documented = set(re.findall(r"^#?([A-Z][A-Z0-9_]*)=", (REPO / ".env.example").read_text(), re.M))
+    for path in (WORKER_FILE, PUBLISH_FILE):
+        used = set(re.findall(r"(?<!\$)\$\{([A-Z][A-Z0-9_]*)", path.read_text()))
+        assert used <= documented, f"{path.name}: not in .env.example: {sorted(used - documented)}"
+
+
+# --- docker-compose.publish-for-workers.yml ---------------------------------------------------------------
+def published(main_env: dict[str, str], tmp_path: Path, **extra: str) -> subprocess.CompletedProcess[str]:
+    env_file = write_env(tmp_path / ".env", {**main_env, **extra})
+    return compose_config(env_file, "--file", str(PUBLISH_FILE), "--profile", "grafana")
+
+
+@pytest.mark.parametrize(
+    "ports",
+    [{}, {"REDIS_PUBLISHED_PORT": "16379", "PGBOUNCER_PUBLISHED_PORT": "16432"}],
+    ids=["default-ports", "changed-ports"],
+)
+def test_publish_override_publishes_exactly_redis_and_pgbouncer_on_worker_bind_address(
+    ports: dict[str, str], main_env: dict[str, str], tmp_path: Path
+) -> None:
+    result = published(main_env, tmp_path, WORKER_BIND_ADDRESS=WORKER_BIND_ADDRESS, **ports)
+    assert result.returncode == 0, result.stderr
+    services = json.loads(result.stdout)["services"]
+    base = resolved(write_env(tmp_path / "main.env", main_env))["services"]
+    for name, service in services.items():
+        if name not in ("redis", "pgbouncer"):
+            assert service.get("ports") == base[name].get("ports"), f"{name}'s ports changed"
+    for name, target, variable in (
+        ("redis", 6379, "REDIS_PUBLISHED_PORT"),
+        ("pgbouncer", 6432, "PGBOUNCER_PUBLISHED_PORT"),
+    ):
+        (port,) = services[name]["ports"]
+        assert port["host_ip"] == WORKER_BIND_ADDRESS, port
+        assert port["target"] == target, port
+        assert int(port["published"]) == int(ports.get(variable, target)), port
+        assert port.get("protocol", "tcp") == "tcp", port
+
+
+def test_publish_override_changes_nothing_but_those_ports(main_env: dict[str, str], tmp_path: Path) -> None:
+    result = published(main_env, tmp_path, WORKER_BIND_ADDRESS=WORKER_BIND_ADDRESS)
+    assert result.returncode == 0, result.stderr
+    merged = json.loads(result.stdout)["services"]
+    base = resolved(write_env(tmp_path / "main.env", main_env))["services"]
+    for name in ("redis", "pgbouncer"):
+        merged[name].pop("ports")
+    assert merged == base
+
+
+def test_publish_override_refuses_without_worker_bind_address(
+    main_env: dict[str, str], tmp_path: Path
+) -> None:
+    for name, extra in {"unset": {}, "empty": {"WORKER_BIND_ADDRESS": ""}}.items():
+        result = published(main_env, tmp_path, **extra)
+        assert result.returncode != 0, f"compose published with a {name} WORKER_BIND_ADDRESS"
+        assert "WORKER_BIND_ADDRESS" in result.stderr, result.stderr
+
+
+# --- the integration test's DAG ---------------------------------------------------------------------------
+def test_the_remote_worker_tests_dag_sends_every_task_to_the_remote_queue() -> None:
+    from airflow.dag_processing.dagbag import DagBag
+
+    bag = DagBag(dag_folder=str(PROBE_DAG))
+    assert not bag.import_errors, bag.import_errors
+    (dag,) = bag.dags.values()
+    assert {task.queue for task in dag.tasks} == {"remote"}
