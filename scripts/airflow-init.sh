@@ -13,8 +13,37 @@ jwt_bytes=$(printf '%s' "${AIRFLOW__API_AUTH__JWT_SECRET}" | wc -c)
 [ "$jwt_bytes" -ge 64 ] || die "AIRFLOW_JWT_SECRET has ${jwt_bytes} bytes; HS512 tokens need at least 64 (make env generates one)"
 python - <<'PY' || die "AIRFLOW_FERNET_KEY is not a valid Fernet key (32 url-safe base64-encoded bytes; make env generates one)"
 import os
+import sys
+
 from cryptography.fernet import Fernet
-Fernet(os.environ["AIRFLOW__CORE__FERNET_KEY"].encode())
+
+try:
+    Fernet(os.environ["AIRFLOW__CORE__FERNET_KEY"].encode())
+except ValueError:
+    sys.exit(1)
+PY
+
+log "logging in to Postgres"
+# A wrong password must say which one and why, not end a migration traceback: Postgres keeps the
+# password it was initialised with in its volume, and a changed POSTGRES_PASSWORD does not reach it.
+python - <<'PY' || exit 1
+import os
+import sys
+
+import sqlalchemy
+
+url = sqlalchemy.engine.make_url(os.environ["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"])
+try:
+    sqlalchemy.create_engine(url).connect().close()
+except sqlalchemy.exc.OperationalError as error:
+    reason = str(error.orig).strip().splitlines()[0]
+    if "password authentication failed" in reason:
+        sys.exit(
+            f"[airflow-init] ERROR: Postgres refused POSTGRES_PASSWORD for role {url.username!r} ({reason}). "
+            "The postgres-data volume keeps the password it was created with: put that one back in .env, "
+            "or change it in Postgres first (ALTER ROLE), or start afresh with `make clean` (deletes all data)."
+        )
+    sys.exit(f"[airflow-init] ERROR: cannot connect to Postgres at {url.host}:{url.port}: {reason}")
 PY
 
 log "migrating the metadata database"

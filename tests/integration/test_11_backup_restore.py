@@ -72,6 +72,29 @@ def bearer(stack: Stack) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
 
 
+def test_scheduled_backups_run_at_start_and_apply_retention(stack: Stack) -> None:
+    """The db-backup service's first round ran when the stack started; a round deletes a dump older
+    than BACKUP_RETENTION_DAYS and keeps the one it just wrote (one round run by hand, same script)."""
+    backup = stack.container("db-backup")
+    assert re.search(r"db-backup: /backups/airflow-\d{8}T\d{6}Z\.dump", backup.logs().decode())
+    old = "/backups/airflow-20000101T000000Z.dump"
+    owner = stack.exec("db-backup", ["stat", "-c", "%u:%g", "/backups"]).strip()
+    make_old = f'cp "$(ls /backups/airflow-*.dump | tail -n 1)" {old} && touch -d 2000-01-01 {old}'
+    code, out = backup.exec_run(["sh", "-c", make_old], user=owner)
+    assert code == 0, out.decode()
+    # One round, then the loop sleeps BACKUP_INTERVAL_HOURS: `timeout` ends it there (exit 124).
+    one_round = ["timeout", "60", "sh", "/usr/local/bin/db-backup-loop"]
+    code, out = backup.exec_run(one_round, environment={"BACKUP_INTERVAL_HOURS": "1000"})
+    log = out.decode()
+    assert code == 124, log
+    assert f"db-backup: deleted {old}" in log, log
+    written = re.findall(r"db-backup: (/backups/(?:airflow|demo)-\d{8}T\d{6}Z\.dump)", log)
+    assert len(written) == 2, log
+    listing = stack.exec("db-backup", ["ls", "/backups"]).split()
+    assert old.rsplit("/", 1)[1] not in listing
+    assert all(path.rsplit("/", 1)[1] in listing for path in written)
+
+
 @pytest.fixture(scope="module")
 def restored(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> dict:
     backup_dir = tmp_path_factory.mktemp("backups")

@@ -1,0 +1,101 @@
+"""What the fault tests share: a mapped workload on `smoke_mapped`, read back from the metadata
+database (straight to Postgres, never through the API or PgBouncer being faulted), and the count of
+its task instances by task and final state, which is how "nothing lost" is judged."""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from tests.integration.airflow_api import AirflowApi
+from tests.integration.stack import Stack
+
+DAG = "smoke_mapped"
+TERMINAL = {"success", "failed"}
+
+
+def wait_until(condition: Callable[[], object], timeout: float, what: str, every: float = 1.0) -> object:
+    """Poll until `condition()` is truthy; errors while a part restarts count as "not yet"."""
+    deadline = time.monotonic() + timeout
+    last_error: Exception | None = None
+    while time.monotonic() < deadline:
+        try:
+            value = condition()
+        except Exception as error:  # a restarting service answers with any error
+            last_error, value = error, None
+        if value:
+            return value
+        time.sleep(every)
+    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what} (last error: {last_error})")
+
+
+@dataclass(frozen=True)
+class TaskRow:
+    task_id: str
+    map_index: int
+    state: str | None
+    try_number: int
+    hostname: str
+
+
+@dataclass(frozen=True)
+class Workload:
+    """One run of smoke_mapped: `count` mapped `work` tasks of `sleep_seconds` each."""
+
+    stack: Stack
+    run_id: str
+    count: int
+
+    @classmethod
+    def start(cls, stack: Stack, api: AirflowApi, count: int, sleep_seconds: float) -> Workload:
+        run_id = api.trigger(DAG, {"count": count, "sleep_seconds": sleep_seconds})
+        return cls(stack, run_id, count)
+
+    def rows(self) -> list[TaskRow]:
+        found = self.stack.sql(
+            "SELECT task_id, map_index, coalesce(state, ''), try_number, coalesce(hostname, '') "
+            f"FROM task_instance WHERE dag_id = '{DAG}' AND run_id = '{self.run_id}'"
+        )
+        return [TaskRow(t, int(m), s or None, int(n), h) for t, m, s, n, h in found]
+
+    def running_work(self) -> list[TaskRow]:
+        return [row for row in self.rows() if row.task_id == "work" and row.state == "running"]
+
+    def wait_running(self, at_least: int = 1, timeout: float = 300) -> list[TaskRow]:
+        found = wait_until(
+            lambda: (running := self.running_work()) and len(running) >= at_least and running,
+            timeout,
+            f"{at_least} mapped task(s) of {self.run_id} running",
+        )
+        return found  # type: ignore[return-value]
+
+    def run_state(self) -> str:
+        rows = self.stack.sql(
+            f"SELECT state FROM dag_run WHERE dag_id = '{DAG}' AND run_id = '{self.run_id}'"
+        )
+        return rows[0][0] if rows else ""
+
+    def wait_finished(self, timeout: float) -> str:
+        return wait_until(
+            lambda: (state := self.run_state()) in TERMINAL and state,
+            timeout,
+            f"run {self.run_id} to finish",
+            every=3.0,
+        )  # type: ignore[return-value]
+
+    def assert_nothing_lost(self, timeout: float = 600) -> list[TaskRow]:
+        """The run succeeded and every task instance it should have did, once each."""
+        state = self.wait_finished(timeout)
+        rows = self.rows()
+        by_task_state = Counter((row.task_id, row.state) for row in rows)
+        expected = Counter(
+            {("plan", "success"): 1, ("work", "success"): self.count, ("gather", "success"): 1}
+        )
+        assert (state, by_task_state) == ("success", expected), (
+            f"run {self.run_id}: {state}, task instances by (task, state): {dict(by_task_state)}"
+        )
+        indexes = sorted(row.map_index for row in rows if row.task_id == "work")
+        assert indexes == list(range(self.count)), "a mapped index is missing or doubled"
+        return rows

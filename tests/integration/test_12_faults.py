@@ -1,0 +1,191 @@
+"""Faults under load, with nothing lost: while mapped tasks run, a worker is killed, Postgres,
+PgBouncer and Redis restart, a worker stops consuming (upstream #63580), workers are scaled down;
+then a burst of 1000 task instances. Each time the run succeeds and the metadata database holds
+every task instance it should, in success, once each (`Workload.assert_nothing_lost`)."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+
+import pytest
+from docker.models.containers import Container
+
+from tests.integration.airflow_api import AirflowApi
+from tests.integration.faults import Workload, wait_until
+from tests.integration.stack import Stack
+
+HEALTH_SCRIPT = "/opt/airflow/scripts/worker_health.py"
+HEALTH_STATE = "/tmp/airflow-worker-health.json"  # the health check's default --state-file
+CELERY_APP = "airflow.providers.celery.executors.celery_executor.app"
+
+
+def hostname(container: Container) -> str:
+    return container.attrs["Config"]["Hostname"]
+
+
+def on(container: Container, rows_hostname: str) -> bool:
+    """Airflow records getfqdn(); the container's hostname is its first label."""
+    return rows_hostname.split(".")[0] == hostname(container)
+
+
+def queue_length(stack: Stack) -> int:
+    """Messages waiting in Celery's `default` list (redis-cli authenticates with REDISCLI_AUTH)."""
+    return int(stack.exec("redis", ["redis-cli", "--raw", "LLEN", "default"]).strip())
+
+
+def health(container: Container) -> str:
+    container.reload()
+    return container.attrs["State"].get("Health", {}).get("Status", "none")
+
+
+@pytest.fixture
+def one_worker_after(stack: Stack) -> Iterator[None]:
+    """Whatever a test does to the workers, the next test starts with one healthy worker. A worker
+    unhealthy after a fault is given the time its health check needs to restart it (5 probes)."""
+    yield
+    for container in stack.containers("airflow-worker", include_stopped=True):
+        container.reload()
+        if container.status == "paused":
+            container.unpause()
+        elif container.status != "running":
+            container.start()
+    for container in stack.containers("airflow-worker"):
+        wait_until(lambda c=container: health(c) == "healthy", 300, f"{container.name} to be healthy")
+    stack.scale_workers(1)
+
+
+@pytest.mark.usefixtures("one_worker_after")
+def test_a_killed_worker_s_tasks_run_again_and_the_run_succeeds(stack: Stack, api: AirflowApi) -> None:
+    stack.scale_workers(2)
+    workload = Workload.start(stack, api, count=12, sleep_seconds=20)
+    running = workload.wait_running(at_least=2)
+    victim = next(c for c in stack.containers("airflow-worker") if any(on(c, r.hostname) for r in running))
+    victims_tasks = {r.map_index for r in workload.running_work() if on(victim, r.hostname)}
+
+    victim.kill()  # SIGKILL: no warm shutdown, its task processes die with it
+
+    rows = workload.assert_nothing_lost(timeout=600)
+    rerun = {r.map_index: r.try_number for r in rows if r.task_id == "work" and r.map_index in victims_tasks}
+    assert victims_tasks
+    assert all(tries >= 2 for tries in rerun.values()), (
+        f"the killed worker's tasks {sorted(victims_tasks)} should have run again: tries {rerun}"
+    )
+
+
+@pytest.mark.parametrize("service", ["postgres", "pgbouncer"])
+def test_a_database_restart_mid_run_loses_nothing(stack: Stack, api: AirflowApi, service: str) -> None:
+    workload = Workload.start(stack, api, count=16, sleep_seconds=3)
+    workload.wait_running()
+
+    stack.container(service).restart(timeout=30)
+
+    workload.assert_nothing_lost(timeout=600)
+
+
+@pytest.mark.usefixtures("one_worker_after")
+def test_queued_messages_survive_a_redis_restart_and_workers_consume_again(
+    stack: Stack, api: AirflowApi
+) -> None:
+    workers = stack.containers("airflow-worker")
+    workload = Workload.start(stack, api, count=16, sleep_seconds=1)
+    wait_until(
+        lambda: any(r.task_id == "plan" and r.state == "success" for r in workload.rows()),
+        300,
+        "plan to succeed",
+    )
+    for worker in workers:  # nobody consumes: the scheduler's messages wait in Redis
+        worker.pause()
+    try:
+        queued = wait_until(lambda: queue_length(stack), 120, "messages in the Redis queue")
+        time.sleep(5)  # let the scheduler queue whatever else its limits allow
+        queued = queue_length(stack)
+
+        stack.container("redis").restart(timeout=30)
+
+        after = wait_until(lambda: str(queue_length(stack)), 60, "Redis to answer after its restart")
+        assert int(after) == queued, "queued messages were lost in the restart"
+    finally:
+        for worker in workers:
+            worker.unpause()
+
+    rows = workload.assert_nothing_lost(timeout=600)
+    # Try 1 everywhere: the surviving messages ran, none was re-queued after task_queued_timeout.
+    assert {r.try_number for r in rows if r.task_id == "work"} == {1}
+
+
+@pytest.mark.usefixtures("one_worker_after")
+def test_a_worker_that_stops_consuming_is_restarted_by_its_health_check(
+    stack: Stack, api: AirflowApi
+) -> None:
+    """Upstream #63580: the worker answers pings but takes nothing from its queue. Reproduced by
+    cancelling its consumer; the health check says so, and after 5 such probes stops the worker
+    (warm shutdown) so the restart policy starts a fresh one that consumes again."""
+    worker = stack.container("airflow-worker")
+    probe = ["python", HEALTH_SCRIPT, "--state-file", "/tmp/manual-probe.json"]
+    wait_until(lambda: worker.exec_run(probe).exit_code == 0, 120, "a healthy verdict before the fault")
+
+    stack.exec(
+        "airflow-worker",
+        [
+            "celery",
+            "--app",
+            CELERY_APP,
+            "control",
+            "cancel_consumer",
+            "default",
+            "--destination",
+            f"celery@{hostname(worker)}",
+        ],
+    )
+    verdict = worker.exec_run(probe)
+    assert verdict.exit_code == 1, verdict.output.decode()
+    # "consumes no queue at all": the consumer is gone, as after kombu#2629's lost channel.
+    assert b"upstream #63580" in verdict.output, verdict.output.decode()
+
+    # Four of Docker's own probes have already failed (30 s apart); its next one decides.
+    state = json.loads(stack.exec("airflow-worker", ["cat", HEALTH_STATE]))
+    state["failures"] = 4
+    stack.exec(
+        "airflow-worker", ["python", "-c", f"open({HEALTH_STATE!r}, 'w').write({json.dumps(state)!r})"]
+    )
+    restarts = worker.attrs["RestartCount"]
+
+    def restarted() -> bool:
+        worker.reload()
+        return worker.attrs["RestartCount"] > restarts and worker.status == "running"
+
+    wait_until(restarted, 180, "Docker's health check to stop the worker and the restart policy to start it")
+    wait_until(lambda: worker.exec_run(probe).exit_code == 0, 180, "the restarted worker to consume again")
+    Workload.start(stack, api, count=4, sleep_seconds=0).assert_nothing_lost(timeout=300)
+
+
+@pytest.mark.usefixtures("one_worker_after")
+def test_scaling_down_lets_running_tasks_finish(stack: Stack, api: AirflowApi) -> None:
+    stack.scale_workers(2)
+    first, second = stack.containers("airflow-worker")
+    workload = Workload.start(stack, api, count=8, sleep_seconds=25)
+    wait_until(
+        lambda: {h for r in workload.running_work() for h in [r.hostname] if on(second, h)},
+        300,
+        "a task running on the worker that scaling down removes",
+    )
+
+    stack.scale_workers(1)  # compose stops the highest-numbered replica with SIGTERM: warm shutdown
+
+    rows = workload.assert_nothing_lost(timeout=600)
+    work = [r for r in rows if r.task_id == "work"]
+    assert {r.try_number for r in work} == {1}, "a task was cut off by the scale-down and ran again"
+    assert any(on(second, r.hostname) for r in work), "no task finished on the removed worker"
+    assert [c.id for c in stack.containers("airflow-worker")] == [first.id]
+
+
+def test_a_burst_of_1000_task_instances_completes_at_the_default_worker_count(
+    stack: Stack, api: AirflowApi
+) -> None:
+    assert len(stack.containers("airflow-worker")) == 1
+    workload = Workload.start(stack, api, count=1000, sleep_seconds=0)
+    started = time.monotonic()
+    workload.assert_nothing_lost(timeout=1800)
+    print(f"1000 mapped task instances on 1 worker: {time.monotonic() - started:.0f} s")

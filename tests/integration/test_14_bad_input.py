@@ -1,0 +1,92 @@
+"""Bad input gets a clear error and loses nothing: broken DAG files are reported through the API
+while the other DAGs run, and airflow-init (which every Airflow service waits for) stops with a
+message naming the problem when a secret is malformed or the database password is wrong."""
+
+from __future__ import annotations
+
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.integration.airflow_api import AirflowApi
+from tests.integration.faults import Workload, wait_until
+from tests.integration.stack import REPO, Stack, env_values
+
+SYNTAX_ERROR = "from airflow.sdk import dag\n\nthis is not python (\n"
+# The default heuristic skips files that mention neither "airflow" nor "dag".
+HANGS = "import time\n\nfrom airflow.sdk import dag\n\ntime.sleep(3600)\n"
+
+
+@pytest.fixture
+def broken_dag_files() -> Iterator[dict[str, Path]]:
+    files = {
+        "syntax": REPO / "dags" / "zz_syntax_error_by_tests.py",
+        "hangs": REPO / "dags" / "zz_hangs_at_import_by_tests.py",
+    }
+    files["syntax"].write_text(SYNTAX_ERROR)
+    files["hangs"].write_text(HANGS)
+    try:
+        yield files
+    finally:
+        for path in files.values():
+            path.unlink(missing_ok=True)
+
+
+def test_broken_dag_files_are_reported_through_the_api_while_other_dags_run(
+    stack: Stack, api: AirflowApi, broken_dag_files: dict[str, Path]
+) -> None:
+    workload = Workload.start(stack, api, count=6, sleep_seconds=5)
+
+    def reported() -> dict[str, str]:
+        errors = api.import_errors()
+        return {
+            kind: next((e for e in errors if path.name in e), "") for kind, path in broken_dag_files.items()
+        }
+
+    # New files are listed within [dag_processor] refresh_interval (60 s); the hanging one is cut at
+    # [core] dagbag_import_timeout (60 s).
+    errors = wait_until(lambda: all((found := reported()).values()) and found, 300, "both import errors")
+    assert "SyntaxError" in errors["syntax"], errors["syntax"]
+    assert "DagBag import timeout" in errors["hangs"], errors["hangs"]
+
+    workload.assert_nothing_lost(timeout=300)
+    assert not [e for e in api.import_errors() if "smoke_mapped" in e.split(":", 1)[0]]
+
+
+def run_init(stack: Stack, tmp_path: Path, **changes: str) -> subprocess.CompletedProcess[str]:
+    """airflow-init as `docker compose up` would start it, from a .env with `changes` applied."""
+    values = {**env_values(stack.env_file), **changes}
+    env_file = tmp_path / "changed.env"
+    env_file.write_text("".join(f"{key}={value}\n" for key, value in values.items()))
+    env_file.chmod(0o600)
+    return subprocess.run(
+        ["docker", "compose", "--env-file", str(env_file), "run", "--rm", "--no-deps", "airflow-init"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        (
+            {"POSTGRES_PASSWORD": "not-the-password-of-the-volume"},
+            "Postgres refused POSTGRES_PASSWORD for role 'airflow'",
+        ),
+        ({"AIRFLOW_FERNET_KEY": "not-a-fernet-key"}, "AIRFLOW_FERNET_KEY is not a valid Fernet key"),
+        ({"AIRFLOW_JWT_SECRET": "short"}, "AIRFLOW_JWT_SECRET has 5 bytes"),
+    ],
+    ids=["wrong-database-password", "malformed-fernet-key", "short-jwt-secret"],
+)
+def test_init_stops_with_a_message_naming_the_problem(
+    stack: Stack, tmp_path: Path, changes: dict[str, str], message: str
+) -> None:
+    result = run_init(stack, tmp_path, **changes)
+    assert result.returncode != 0
+    assert message in result.stderr + result.stdout, result.stderr[-2000:]
+    assert "Traceback" not in result.stderr, "the message should not be buried in a traceback"
