@@ -1,7 +1,8 @@
 """Faults under load, with nothing lost: while mapped tasks run, a worker is killed, Postgres,
-PgBouncer and Redis restart, a worker stops consuming (upstream #63580), workers are scaled down;
-then a burst of 1000 task instances. Each time the run succeeds and the metadata database holds
-every task instance it should, in success, once each (`Workload.assert_nothing_lost`)."""
+PgBouncer and Redis restart, a worker stops consuming (upstream #63580), workers are scaled down.
+Each time the run succeeds and the metadata database holds every task instance it should, in
+success, once each (`Workload.assert_nothing_lost`). The burst of 1000 task instances runs in
+test_14, under broken DAG files."""
 
 from __future__ import annotations
 
@@ -50,7 +51,7 @@ def one_worker_after(stack: Stack) -> Iterator[None]:
         if container.status == "paused":
             container.unpause()
         elif container.status != "running":
-            container.start()
+            container.remove()  # a killed replica: compose starts a fresh one if the count needs it
     for container in stack.containers("airflow-worker"):
         wait_until(lambda c=container: health(c) == "healthy", 300, f"{container.name} to be healthy")
     stack.scale_workers(1)
@@ -59,7 +60,7 @@ def one_worker_after(stack: Stack) -> Iterator[None]:
 @pytest.mark.usefixtures("one_worker_after")
 def test_a_killed_worker_s_tasks_run_again_and_the_run_succeeds(stack: Stack, api: AirflowApi) -> None:
     stack.scale_workers(2)
-    workload = Workload.start(stack, api, count=12, sleep_seconds=20)
+    workload = Workload.start(stack, api, count=8, sleep_seconds=10)
     running = workload.wait_running(at_least=2)
     victim = next(c for c in stack.containers("airflow-worker") if any(on(c, r.hostname) for r in running))
     victims_tasks = {r.map_index for r in workload.running_work() if on(victim, r.hostname)}
@@ -165,7 +166,7 @@ def test_a_worker_that_stops_consuming_is_restarted_by_its_health_check(
 def test_scaling_down_lets_running_tasks_finish(stack: Stack, api: AirflowApi) -> None:
     stack.scale_workers(2)
     first, second = stack.containers("airflow-worker")
-    workload = Workload.start(stack, api, count=8, sleep_seconds=25)
+    workload = Workload.start(stack, api, count=8, sleep_seconds=15)
     wait_until(
         lambda: {h for r in workload.running_work() for h in [r.hostname] if on(second, h)},
         300,
@@ -179,13 +180,3 @@ def test_scaling_down_lets_running_tasks_finish(stack: Stack, api: AirflowApi) -
     assert {r.try_number for r in work} == {1}, "a task was cut off by the scale-down and ran again"
     assert any(on(second, r.hostname) for r in work), "no task finished on the removed worker"
     assert [c.id for c in stack.containers("airflow-worker")] == [first.id]
-
-
-def test_a_burst_of_1000_task_instances_completes_at_the_default_worker_count(
-    stack: Stack, api: AirflowApi
-) -> None:
-    assert len(stack.containers("airflow-worker")) == 1
-    workload = Workload.start(stack, api, count=1000, sleep_seconds=0)
-    started = time.monotonic()
-    workload.assert_nothing_lost(timeout=1800)
-    print(f"1000 mapped task instances on 1 worker: {time.monotonic() - started:.0f} s")
