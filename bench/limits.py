@@ -8,7 +8,6 @@ DEFAULTS are Airflow 3.3.2's (tests/unit/test_bench.py checks them against the i
 from __future__ import annotations
 
 import configparser
-import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -18,16 +17,15 @@ CONFIG_FILES = {
     "official": REPO / "bench" / "official-airflow.cfg",
     "direct": REPO / "config" / "airflow.cfg",
 }
-# airflow-init imports it in both configurations (the official override swaps airflow.cfg only).
-POOLS_FILE = REPO / "config" / "pools.json"
 SCHEDULERS = 2  # docker-compose.yml: airflow-scheduler deploy.replicas
 
 DEFAULTS: dict[tuple[str, str], int] = {
     ("core", "parallelism"): 32,
     ("core", "max_active_tasks_per_dag"): 16,
     ("celery", "worker_concurrency"): 16,
+    # airflow-init sizes default_pool from it in both configurations
+    ("core", "default_pool_task_slot_count"): 128,
 }
-DEFAULT_POOL_SLOTS = 128  # Airflow's default_pool, where config/pools.json does not size it
 
 
 def read_settings(path: Path) -> dict[tuple[str, str], int]:
@@ -62,9 +60,8 @@ class Ceiling:
         return {**asdict(self), "limited_by": self.limited_by}
 
 
-def ceiling(
-    settings: dict[tuple[str, str], int], workers: int, pool_slots: int = DEFAULT_POOL_SLOTS
-) -> Ceiling:
+def ceiling(settings: dict[tuple[str, str], int], workers: int) -> Ceiling:
+    pool_slots = settings[("core", "default_pool_task_slot_count")]
     parallelism = settings[("core", "parallelism")] * SCHEDULERS
     per_dag = settings[("core", "max_active_tasks_per_dag")]
     slots = settings[("celery", "worker_concurrency")] * workers
@@ -73,12 +70,6 @@ def ceiling(
     )
 
 
-def default_pool_slots(path: Path = POOLS_FILE) -> int:
-    pools = json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
-    return int(pools.get("default_pool", {}).get("slots", DEFAULT_POOL_SLOTS))
-
-
 def ceilings(config: str, workers: list[int]) -> list[Ceiling]:
     settings = read_settings(CONFIG_FILES[config])
-    pool = default_pool_slots()
-    return [ceiling(settings, n, pool) for n in workers]
+    return [ceiling(settings, n) for n in workers]

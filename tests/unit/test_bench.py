@@ -786,7 +786,8 @@ def test_official_cfg_sets_no_tuned_key() -> None:
     tuned_keys = set(tuned) - set(OFFICIAL_KEYS)
     assert tuned_keys, "config/airflow.cfg has no tuning left to compare against"
     assert not tuned_keys & set(official)
-    assert ("core", "parallelism") in tuned_keys  # the comparison is meaningful only while it is tuned
+    # the comparison is meaningful only while the global task cap is tuned
+    assert ("core", "default_pool_task_slot_count") in tuned_keys
     # The shared keys hold the same values: both stacks run and report the same way.
     for key in official:
         assert official[key] == tuned[key], f"[{key[0]}] {key[1]}: {official[key]} vs {tuned[key]}"
@@ -828,6 +829,7 @@ def test_concurrency_ceilings() -> None:
         ("core", "parallelism"): 4,
         ("core", "max_active_tasks_per_dag"): 6,
         ("celery", "worker_concurrency"): 8,
+        ("core", "default_pool_task_slot_count"): 128,
     }
     one = limits.ceiling(settings, workers=1)
     assert (one.parallelism_total, one.worker_slots, one.ceiling) == (8, 8, 6)
