@@ -60,8 +60,10 @@ def one_worker_after(stack: Stack) -> Iterator[None]:
 @pytest.mark.usefixtures("one_worker_after")
 def test_a_killed_worker_s_tasks_run_again_and_the_run_succeeds(stack: Stack, api: AirflowApi) -> None:
     stack.scale_workers(2)
-    workload = Workload.start(stack, api, count=8, sleep_seconds=10)
-    running = workload.wait_running(at_least=2)
+    workload = Workload.start(stack, api, count=8, sleep_seconds=15)
+    # All started, so none is in transit: a message the killed worker had taken but not started would
+    # wait in Redis' unacked set and be re-queued only by task_queued_timeout (5 min), not this path.
+    running = workload.wait_running(at_least=8)
     victim = next(c for c in stack.containers("airflow-worker") if any(on(c, r.hostname) for r in running))
     victims_tasks = {r.map_index for r in workload.running_work() if on(victim, r.hostname)}
 
