@@ -23,7 +23,7 @@ export PGHOST=postgres PGUSER=airflow  # PGPASSWORD comes from the service's env
 # sh arithmetic would read a word as an unset variable (0): a typo must stop here, not loop without pause.
 for setting in "BACKUP_INTERVAL_HOURS=${BACKUP_INTERVAL_HOURS:-24}" "BACKUP_RETENTION_DAYS=${BACKUP_RETENTION_DAYS:-7}"; do
   case ${setting#*=} in
-    '' | *[!0-9]* | 0) echo "db-backup: ERROR: $setting in .env is not a whole number of at least 1" >&2; exit 1 ;;
+    '' | *[!0-9]* | 0*) echo "db-backup: ERROR: $setting in .env is not a whole number of at least 1" >&2; exit 1 ;;
   esac
 done
 interval=$((${BACKUP_INTERVAL_HOURS:-24} * 3600))

@@ -64,18 +64,20 @@ def dashboard() -> Dashboard:
                 "Broker queue · default",
                 "Messages waiting in Redis for a worker (the Celery queue `default`). A few during bursts "
                 "are normal. Growing while workers are idle: they stopped consuming (restart them); "
-                "growing while all are busy: `make scale N=...` and raise parallelism.",
+                "growing while all are busy: `make scale N=...` and raise "
+                "[core] default_pool_task_slot_count.",
                 [Query(BROKER_QUEUE)],
                 "short",
                 BROKER_STEPS,
                 decimals=0,
             ),
             stat(
-                "Executor open slots",
-                "Lowest number of free executor slots in the interval (parallelism 4 per scheduler). "
-                "0 for long: tasks wait in scheduled; raise [core] parallelism with the worker count."
-                + LAST_WRITER_NOTE,
-                [Query(f"min(min_over_time(airflow_executor_open_slots[{RATE}]))")],
+                "Task slots free (default_pool)",
+                "Lowest number of free slots in default_pool in the interval: the stack-wide cap on "
+                "tasks queued or running at once, 16 = one worker's slots ([core] "
+                "default_pool_task_slot_count). 0 for long: tasks wait in scheduled; `make scale N=...` "
+                "and raise it to 16 x N.",
+                [Query(f'min(min_over_time(airflow_pool_open_slots{{pool_name="default_pool"}}[{RATE}]))')],
                 "short",
                 [(RED, None), (GREEN, 1)],
                 decimals=0,

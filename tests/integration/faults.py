@@ -14,6 +14,10 @@ from tests.integration.stack import Stack
 
 DAG = "smoke_mapped"
 TERMINAL = {"success", "failed"}
+# What the scheduler logs when it re-queues a task instance left in queued past task_queued_timeout
+# (airflow/jobs/scheduler_job_runner.py, TASK_STUCK_IN_QUEUED_RESCHEDULE_EVENT): the slow recovery path,
+# which keeps try_number as it is, so only this log row tells that a message was lost.
+STUCK_IN_QUEUED = "stuck in queued reschedule"
 
 
 def wait_until(condition: Callable[[], object], timeout: float, what: str, every: float = 1.0) -> object:
@@ -85,8 +89,19 @@ class Workload:
             every=3.0,
         )  # type: ignore[return-value]
 
+    def requeued_as_stuck(self) -> int:
+        rows = self.stack.sql(
+            f"SELECT count(*) FROM log WHERE event = '{STUCK_IN_QUEUED}' "
+            f"AND dag_id = '{DAG}' AND run_id = '{self.run_id}'"
+        )
+        return int(rows[0][0])
+
+    def unfinished_work(self) -> int:
+        return sum(1 for row in self.rows() if row.task_id == "work" and row.state != "success")
+
     def assert_nothing_lost(self, timeout: float = 600) -> list[TaskRow]:
-        """The run succeeded and every task instance it should have did, once each."""
+        """The run succeeded, every task instance it should have did, once each, and none needed
+        the scheduler's stuck-in-queued re-queue (task_queued_timeout) to get there."""
         state = self.wait_finished(timeout)
         rows = self.rows()
         by_task_state = Counter((row.task_id, row.state) for row in rows)
@@ -98,4 +113,6 @@ class Workload:
         )
         indexes = sorted(row.map_index for row in rows if row.task_id == "work")
         assert indexes == list(range(self.count)), "a mapped index is missing or doubled"
+        requeued = self.requeued_as_stuck()
+        assert requeued == 0, f"{requeued} task instance(s) lost in transit, re-queued by task_queued_timeout"
         return rows

@@ -17,8 +17,20 @@ from tests.integration.faults import Workload, wait_until
 from tests.integration.stack import REPO, Stack, env_values
 
 SYNTAX_ERROR = "from airflow.sdk import dag\n\nthis is not python (\n"
-# The default heuristic skips files that mention neither "airflow" nor "dag".
+# The default heuristic parses only files that mention "airflow" and "dag" (or "asset").
 HANGS = "import time\n\nfrom airflow.sdk import dag\n\ntime.sleep(3600)\n"
+# A good DAG file added after the broken ones: parsing must go on past them.
+ADDED_DAG_ID = "zz_added_after_broken_files_by_tests"
+ADDED = f"""from airflow.sdk import dag
+
+
+@dag(dag_id="{ADDED_DAG_ID}", schedule=None)
+def added() -> None:
+    pass
+
+
+added()
+"""
 
 
 @pytest.fixture
@@ -29,10 +41,11 @@ def broken_dag_files() -> Iterator[dict[str, Path]]:
     }
     files["syntax"].write_text(SYNTAX_ERROR)
     files["hangs"].write_text(HANGS)
+    added = REPO / "dags" / f"{ADDED_DAG_ID}.py"
     try:
         yield files
     finally:
-        for path in files.values():
+        for path in [*files.values(), added]:
             path.unlink(missing_ok=True)
 
 
@@ -57,6 +70,9 @@ def test_broken_dag_files_are_reported_while_a_burst_of_1000_task_instances_comp
     errors = wait_until(lambda: all((found := reported()).values()) and found, 300, "both import errors")
     assert "SyntaxError" in errors["syntax"], errors["syntax"]
     assert "DagBag import timeout" in errors["hangs"], errors["hangs"]
+    # The parser went on: a DAG file written after the broken ones is parsed and listed.
+    (REPO / "dags" / f"{ADDED_DAG_ID}.py").write_text(ADDED)
+    api.wait_for_dag(ADDED_DAG_ID, timeout=300)
 
     workload.assert_nothing_lost(timeout=1800)
     print(f"1000 mapped task instances on 1 worker: {time.monotonic() - started:.0f} s")
