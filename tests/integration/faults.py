@@ -96,8 +96,13 @@ class Workload:
         )
         return int(rows[0][0])
 
-    def unfinished_work(self) -> int:
-        return sum(1 for row in self.rows() if row.task_id == "work" and row.state != "success")
+    def work_ended_after(self, moment: str) -> list[str]:
+        """Hostnames of the mapped tasks that ended after `moment` (a database timestamp)."""
+        rows = self.stack.sql(
+            f"SELECT coalesce(hostname, '') FROM task_instance WHERE dag_id = '{DAG}' "
+            f"AND run_id = '{self.run_id}' AND task_id = 'work' AND end_date > '{moment}'"
+        )
+        return [row[0] for row in rows]
 
     def assert_nothing_lost(self, timeout: float = 600) -> list[TaskRow]:
         """The run succeeded, every task instance it should have did, once each, and none needed
