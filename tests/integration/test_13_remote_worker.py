@@ -32,6 +32,7 @@ from docker.models.containers import Container
 
 from tests.integration.airflow_api import AirflowApi
 from tests.integration.stack import PROJECT, REPO, Stack
+from tests.unit.compose import WORKER_SECRETS
 
 REMOTE_PROJECT = "airflow-remote-worker-test"
 REMOTE_NETWORK = f"{REMOTE_PROJECT}_default"
@@ -47,15 +48,6 @@ REPUBLISHED = ["redis", "pgbouncer", "airflow-apiserver"]
 MAIN_FILES = [REPO / "docker-compose.yml"]
 PUBLISH_FILES = [*MAIN_FILES, REPO / "docker-compose.publish-for-workers.yml"]
 WORKER_FILES = [REPO / "docker-compose.worker.yml"]
-# What a worker host's .env holds (docs/remote-workers.md): never the admin, Flower or Grafana passwords.
-WORKER_SECRETS = [
-    "POSTGRES_PASSWORD",
-    "REDIS_PASSWORD",
-    "AIRFLOW_FERNET_KEY",
-    "AIRFLOW_JWT_SECRET",
-    "AIRFLOW_API_SECRET_KEY",
-    "DEMO_DB_PASSWORD",
-]
 
 
 def compose(

@@ -19,9 +19,20 @@ SECRETS = [
     "GRAFANA_ADMIN_PASSWORD",
     "DEMO_DB_PASSWORD",
 ]
+# What a worker host's .env holds (docs/remote-workers.md): never the admin, Flower or Grafana passwords.
+WORKER_SECRETS = [
+    "POSTGRES_PASSWORD",
+    "REDIS_PASSWORD",
+    "AIRFLOW_FERNET_KEY",
+    "AIRFLOW_JWT_SECRET",
+    "AIRFLOW_API_SECRET_KEY",
+    "DEMO_DB_PASSWORD",
+]
 
 
-def compose_config(env_file: Path | str, *extra: str) -> subprocess.CompletedProcess[str]:
+def compose_config(
+    env_file: Path | str, *extra: str, compose_file: Path = REPO / "docker-compose.yml"
+) -> subprocess.CompletedProcess[str]:
     # Only PATH and HOME from the caller: a secret exported in the shell must not mask a missing one.
     env = {key: os.environ[key] for key in ("PATH", "HOME") if key in os.environ}
     return subprocess.run(
@@ -29,7 +40,7 @@ def compose_config(env_file: Path | str, *extra: str) -> subprocess.CompletedPro
             "docker",
             "compose",
             "--file",
-            str(REPO / "docker-compose.yml"),
+            str(compose_file),
             "--env-file",
             str(env_file),
             *extra,

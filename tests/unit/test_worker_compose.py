@@ -8,7 +8,6 @@ publishes exactly Redis and PgBouncer on WORKER_BIND_ADDRESS and changes nothing
 from __future__ import annotations
 
 import json
-import os
 import re
 import subprocess
 from pathlib import Path
@@ -17,20 +16,12 @@ from urllib.parse import urlsplit
 import pytest
 
 from scripts.generate_env import render
-from tests.unit.compose import REPO, SECRETS, compose_config, resolved
+from tests.unit.compose import REPO, SECRETS, WORKER_SECRETS, compose_config, resolved
 
 WORKER_FILE = REPO / "docker-compose.worker.yml"
 PUBLISH_FILE = REPO / "docker-compose.publish-for-workers.yml"
 PROBE_DAG = REPO / "tests" / "integration" / "dags" / "remote_queue_probe.py"
 
-WORKER_SECRETS = [
-    "POSTGRES_PASSWORD",
-    "REDIS_PASSWORD",
-    "AIRFLOW_FERNET_KEY",
-    "AIRFLOW_JWT_SECRET",
-    "AIRFLOW_API_SECRET_KEY",
-    "DEMO_DB_PASSWORD",
-]
 NOT_ON_WORKER_HOSTS = sorted(set(SECRETS) - set(WORKER_SECRETS))
 STACK_HOST = "10.8.0.1"
 WORKER_BIND_ADDRESS = "10.8.0.1"
@@ -59,27 +50,8 @@ SAME_KEYS = [
 
 
 def worker_compose_config(env_file: Path, *extra: str) -> subprocess.CompletedProcess[str]:
-    """`docker compose config` of the worker file alone, as tests/unit/compose.py runs the main one."""
-    env = {key: os.environ[key] for key in ("PATH", "HOME") if key in os.environ}
-    return subprocess.run(
-        [
-            "docker",
-            "compose",
-            "--file",
-            str(WORKER_FILE),
-            "--env-file",
-            str(env_file),
-            *extra,
-            "config",
-            "--format",
-            "json",
-        ],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=REPO,
-        check=False,
-    )
+    """`docker compose config` of the worker file alone, as for the main one."""
+    return compose_config(env_file, *extra, compose_file=WORKER_FILE)
 
 
 def write_env(path: Path, values: dict[str, str]) -> Path:
