@@ -20,8 +20,15 @@ TERMINAL = {"success", "failed"}
 STUCK_IN_QUEUED = "stuck in queued reschedule"
 
 
-def wait_until(condition: Callable[[], object], timeout: float, what: str, every: float = 1.0) -> object:
-    """Poll until `condition()` is truthy; errors while a part restarts count as "not yet"."""
+def wait_until(
+    condition: Callable[[], object],
+    timeout: float,
+    what: str,
+    every: float = 1.0,
+    explain: Callable[[], str] | None = None,
+) -> object:
+    """Poll until `condition()` is truthy; errors while a part restarts count as "not yet".
+    On a timeout, `explain()` adds what the stack looked like then."""
     deadline = time.monotonic() + timeout
     last_error: Exception | None = None
     while time.monotonic() < deadline:
@@ -32,7 +39,10 @@ def wait_until(condition: Callable[[], object], timeout: float, what: str, every
         if value:
             return value
         time.sleep(every)
-    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what} (last error: {last_error})")
+    seen = f"; seen: {explain()}" if explain else ""
+    raise AssertionError(
+        f"timed out after {timeout:.0f} s waiting for {what} (last error: {last_error}){seen}"
+    )
 
 
 @dataclass(frozen=True)
@@ -63,6 +73,11 @@ class Workload:
             f"FROM task_instance WHERE dag_id = '{DAG}' AND run_id = '{self.run_id}'"
         )
         return [TaskRow(t, int(m), s or None, int(n), h) for t, m, s, n, h in found]
+
+    def states(self) -> str:
+        """The run's state and its task instances by (task, state), for an assertion's message."""
+        by_task_state = Counter((row.task_id, row.state) for row in self.rows())
+        return f"run {self.run_id}: {self.run_state()}, task instances {dict(by_task_state)}"
 
     def running_work(self) -> list[TaskRow]:
         return [row for row in self.rows() if row.task_id == "work" and row.state == "running"]
@@ -113,9 +128,7 @@ class Workload:
         expected = Counter(
             {("plan", "success"): 1, ("work", "success"): self.count, ("gather", "success"): 1}
         )
-        assert (state, by_task_state) == ("success", expected), (
-            f"run {self.run_id}: {state}, task instances by (task, state): {dict(by_task_state)}"
-        )
+        assert (state, by_task_state) == ("success", expected), self.states()
         indexes = sorted(row.map_index for row in rows if row.task_id == "work")
         assert indexes == list(range(self.count)), "a mapped index is missing or doubled"
         requeued = self.requeued_as_stuck()

@@ -7,6 +7,7 @@ test_14, under broken DAG files."""
 from __future__ import annotations
 
 import json
+import re
 import time
 from collections.abc import Iterator
 
@@ -34,6 +35,23 @@ def on(container: Container, rows_hostname: str) -> bool:
 def queue_length(stack: Stack) -> int:
     """Messages waiting in Celery's `default` list (redis-cli authenticates with REDISCLI_AUTH)."""
     return int(stack.exec("redis", ["redis-cli", "--raw", "LLEN", "default"]).strip())
+
+
+def blocked_clients(stack: Stack) -> int:
+    info = stack.exec("redis", ["redis-cli", "--raw", "INFO", "clients"])
+    found = re.search(r"^blocked_clients:(\d+)", info, re.MULTILINE)
+    assert found, f"no blocked_clients in INFO clients: {info}"
+    return int(found.group(1))
+
+
+def broker_state(stack: Stack) -> str:
+    """Every Celery list's length and the unacked count, for an assertion's message."""
+    lengths = {
+        key: stack.exec("redis", ["redis-cli", "--raw", "LLEN", key]).strip()
+        for key in stack.exec("redis", ["redis-cli", "--raw", "--scan", "--pattern", "default*"]).split()
+    }
+    unacked = stack.exec("redis", ["redis-cli", "--raw", "HLEN", "unacked"]).strip()
+    return f"lists {lengths}, unacked {unacked}"
 
 
 def health(container: Container) -> str:
@@ -110,6 +128,9 @@ def test_queued_messages_survive_a_redis_restart_and_workers_consume_again(
     for worker in workers:
         worker.pause()
     try:
+        # A worker paused inside its BRPOP (kombu's brpop_timeout, 1 s) would still be handed the next
+        # message by Redis, into a frozen socket: trigger only once Redis has no blocked client left.
+        wait_until(lambda: blocked_clients(stack) == 0, 30, "the paused workers' BRPOP to time out")
         workloads = [Workload.start(stack, api, count=6, sleep_seconds=1) for _ in range(3)]
 
         def settled() -> int:
@@ -118,7 +139,12 @@ def test_queued_messages_survive_a_redis_restart_and_workers_consume_again(
             time.sleep(3)
             return first if first >= len(workloads) and queue_length(stack) == first else 0
 
-        queued = wait_until(settled, 180, "the three runs' first messages in the Redis queue")
+        queued = wait_until(
+            settled,
+            180,
+            "the three runs' first messages in the Redis queue",
+            explain=lambda: "; ".join([broker_state(stack), *(w.states() for w in workloads)]),
+        )
 
         stack.container("redis").restart(timeout=30)
 
