@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # Restore a dump made by scripts/backup.sh into the running stack's Postgres, safely: it checks the file
-# first (present, readable, a custom-format archive pg_restore can list), stops every Airflow service
-# that writes to the database (api-server, schedulers, dag-processor, triggerer, workers, Flower; workers
-# get Celery's warm shutdown, so running tasks finish first), restores with pg_restore --clean --if-exists
-# as the airflow role in ONE transaction (any error leaves the database as it was), migrates the schema
-# with airflow-init if the dump came from another Airflow version, starts the stopped services again and
-# waits until the whole stack is healthy (scripts/wait_healthy.py).
+# first (present, readable, a custom-format archive pg_restore can list and read to the end), stops every
+# Airflow service that writes to the database (api-server, schedulers, dag-processor, triggerer, workers,
+# Flower; workers get Celery's warm shutdown, so running tasks finish first), restores with pg_restore
+# --clean --if-exists as the airflow role in ONE transaction (any error leaves the database as it was),
+# migrates the schema with airflow-init if the dump came from another Airflow version, starts the stopped
+# services again and waits until the whole stack is healthy (scripts/wait_healthy.py).
 # Run by `make restore FILE=backups/airflow-20260101T000000Z.dump`, or `scripts/restore.sh FILE`. The
 # database restored is the one named inside the dump (airflow or demo). It addresses the stack the way
 # `docker compose` does (COMPOSE_PROJECT_NAME, COMPOSE_FILE, COMPOSE_ENV_FILES); relative paths in those
@@ -55,6 +55,10 @@ toc=$(docker compose exec -T postgres sh -c 'pg_restore --list; status=$?; cat >
 db=$(sed -n 's/^;[[:space:]]*dbname: //p' <<< "$toc" | head -n 1)
 created=$(sed -n 's/^; Archive created at //p' <<< "$toc" | head -n 1)
 grep -q '^;[[:space:]]*Format: CUSTOM' <<< "$toc" || die "$file: not a custom-format archive"
+# The table of contents comes first, so a dump cut short (a full disk, an interrupted copy) still lists:
+# read every data block too, into nothing, before anything is stopped.
+unreadable=$(docker compose exec -T postgres pg_restore --file=/dev/null < "$file" 2>&1) \
+  || die "$file: pg_restore cannot read it to the end (truncated?): $unreadable"
 [ -n "$db" ] || die "$file: the archive names no database"
 [ "$(sql postgres "SELECT 1 FROM pg_database WHERE datname = '${db//\'/\'\'}';")" = 1 ] \
   || die "$file is a dump of database '$db', which this stack does not have"

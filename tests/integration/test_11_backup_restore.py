@@ -191,7 +191,11 @@ def test_restored_stack_runs_new_dag_runs(stack: Stack, restored: dict) -> None:
 def test_restore_refuses_bad_files_before_touching_the_stack(
     stack: Stack, restored: dict, tmp_path: Path
 ) -> None:
-    """Missing, empty, not a dump, corrupt header: refused with a clear message, nothing stopped."""
+    """Missing, empty, not a dump, corrupt header, a real dump cut short: refused with a clear
+    message, nothing stopped."""
+    (airflow_dump,) = sorted(restored["backup_dir"].glob("airflow-*.dump"))
+    truncated = tmp_path / "truncated.dump"
+    truncated.write_bytes(airflow_dump.read_bytes()[:-100])  # its table of contents still lists
     text = tmp_path / "notes.dump"
     text.write_text("not a dump\n")
     empty = tmp_path / "empty.dump"
@@ -203,6 +207,7 @@ def test_restore_refuses_bad_files_before_touching_the_stack(
         str(empty): "empty file",
         str(text): "not a pg_dump custom-format archive",
         str(corrupt): "pg_restore cannot read it",
+        str(truncated): r"cannot read it to the end \(truncated\?\): pg_restore: error: ",
     }
     before = {c.name: c.attrs["State"]["StartedAt"] for c in stack.containers("airflow-scheduler")}
     for path, message in cases.items():
