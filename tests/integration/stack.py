@@ -102,7 +102,18 @@ class Stack:
         self.compose.stop(down=True)
 
     def scale_workers(self, count: int) -> None:
-        self.compose_cmd("up", "--detach", "--wait", "--no-recreate", "--scale", f"airflow-worker={count}")
+        """Only the workers: a plain `up` would also start the exited airflow-init again (a migration
+        check, users, pools: about a minute of CPU) and wait on every other service."""
+        self.compose_cmd(
+            "up",
+            "--detach",
+            "--wait",
+            "--no-recreate",
+            "--no-deps",
+            "--scale",
+            f"airflow-worker={count}",
+            "airflow-worker",
+        )
 
     # --- containers ------------------------------------------------------------------------------
     def containers(self, service: str, include_stopped: bool = False) -> list[Container]:

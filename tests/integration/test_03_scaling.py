@@ -7,6 +7,7 @@ from __future__ import annotations
 import re
 import threading
 import time
+from collections.abc import Iterator
 
 import pytest
 import requests
@@ -26,9 +27,13 @@ def pgbouncer_setting(name: str) -> int:
 
 
 @pytest.fixture(scope="module")
-def three_workers(stack: Stack) -> Stack:
+def three_workers(stack: Stack) -> Iterator[Stack]:
+    """Three workers for this module; one again after it, even if a test failed before scaling down."""
     stack.scale_workers(WORKERS)
-    return stack
+    try:
+        yield stack
+    finally:
+        stack.scale_workers(1)
 
 
 @pytest.fixture(scope="module")
