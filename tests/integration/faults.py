@@ -18,6 +18,9 @@ TERMINAL = {"success", "failed"}
 # (airflow/jobs/scheduler_job_runner.py, TASK_STUCK_IN_QUEUED_RESCHEDULE_EVENT): the slow recovery path,
 # which keeps try_number as it is, so only this log row tells that a message was lost.
 STUCK_IN_QUEUED = "stuck in queued reschedule"
+# scripts/worker_health.py run by hand: "answers a ping AND consumes its queue". A state file of its own
+# leaves Docker's count of failed probes alone.
+WORKER_PROBE = ["python", "/opt/airflow/scripts/worker_health.py", "--state-file", "/tmp/manual-probe.json"]
 
 
 def wait_until(
@@ -43,6 +46,15 @@ def wait_until(
     raise AssertionError(
         f"timed out after {timeout:.0f} s waiting for {what} (last error: {last_error}){seen}"
     )
+
+
+def wait_consuming(stack: Stack, timeout: float = 300) -> None:
+    """Every worker consumes its queue again. After Redis was restarted or recreated a worker can
+    answer pings without consuming (upstream #63580) until its health check restarts it (5 probes)."""
+    for worker in stack.containers("airflow-worker"):
+        wait_until(
+            lambda w=worker: w.exec_run(WORKER_PROBE).exit_code == 0, timeout, f"{worker.name} to consume"
+        )
 
 
 @dataclass(frozen=True)

@@ -93,7 +93,9 @@ CASES = {
 def active_celery_tasks(stack: Stack) -> str:
     """`celery inspect active` of every worker, as JSON text."""
     app = "airflow.providers.celery.executors.celery_executor.app"
-    return stack.exec("airflow-worker", ["celery", "--app", app, "inspect", "active", "--json"])
+    return stack.exec(
+        "airflow-worker", ["celery", "--app", app, "inspect", "active", "--json", "--timeout", "10"]
+    )
 
 
 def ti_key(ti) -> str:

@@ -15,10 +15,9 @@ import pytest
 from docker.models.containers import Container
 
 from tests.integration.airflow_api import AirflowApi
-from tests.integration.faults import Workload, wait_until
+from tests.integration.faults import WORKER_PROBE, Workload, wait_until
 from tests.integration.stack import Stack
 
-HEALTH_SCRIPT = "/opt/airflow/scripts/worker_health.py"
 HEALTH_STATE = "/tmp/airflow-worker-health.json"  # the health check's default --state-file
 CELERY_APP = "airflow.providers.celery.executors.celery_executor.app"
 
@@ -78,14 +77,17 @@ def one_worker_after(stack: Stack) -> Iterator[None]:
 @pytest.mark.usefixtures("one_worker_after")
 def test_a_killed_worker_s_tasks_run_again_and_the_run_succeeds(stack: Stack, api: AirflowApi) -> None:
     stack.scale_workers(2)
-    workload = Workload.start(stack, api, count=8, sleep_seconds=15)
+    # 30 s each: all 8 are running at once even if their starts spread over many seconds.
+    workload = Workload.start(stack, api, count=8, sleep_seconds=30)
     # All started, so none is in transit: a message the killed worker had taken but not started would
     # wait in Redis' unacked set and be re-queued only by task_queued_timeout (5 min), not this path.
     running = workload.wait_running(at_least=8)
     victim = next(c for c in stack.containers("airflow-worker") if any(on(c, r.hostname) for r in running))
-    victims_tasks = {r.map_index for r in workload.running_work() if on(victim, r.hostname)}
 
     victim.kill()  # SIGKILL: no warm shutdown, its task processes die with it
+    # Read after the kill: its tasks stay `running` in the database until the 90 s heartbeat timeout,
+    # and none can have ended in the meantime.
+    victims_tasks = {r.map_index for r in workload.running_work() if on(victim, r.hostname)}
 
     rows = workload.assert_nothing_lost(timeout=600)
     rerun = {r.map_index: r.try_number for r in rows if r.task_id == "work" and r.map_index in victims_tasks}
@@ -167,8 +169,9 @@ def test_a_worker_that_stops_consuming_is_restarted_by_its_health_check(
     cancelling its consumer; the health check says so, and after 5 such probes stops the worker
     (warm shutdown) so the restart policy starts a fresh one that consumes again."""
     worker = stack.container("airflow-worker")
-    probe = ["python", HEALTH_SCRIPT, "--state-file", "/tmp/manual-probe.json"]
-    wait_until(lambda: worker.exec_run(probe).exit_code == 0, 120, "a healthy verdict before the fault")
+    wait_until(
+        lambda: worker.exec_run(WORKER_PROBE).exit_code == 0, 120, "a healthy verdict before the fault"
+    )
 
     stack.exec(
         "airflow-worker",
@@ -181,12 +184,14 @@ def test_a_worker_that_stops_consuming_is_restarted_by_its_health_check(
             "default",
             "--destination",
             f"celery@{hostname(worker)}",
+            "--timeout",  # the reply; 1 s by default, and a late one is an error (exit 69)
+            "10",
         ],
     )
     # Its last BRPOP stays in CLIENT LIST, idle, until --max-idle (10 s) has passed: poll.
     # "consumes no queue at all": the consumer is gone, as after kombu#2629's lost channel.
     wait_until(
-        lambda: (v := worker.exec_run(probe)).exit_code == 1 and b"upstream #63580" in v.output,
+        lambda: (v := worker.exec_run(WORKER_PROBE)).exit_code == 1 and b"upstream #63580" in v.output,
         90,
         "the health check to report that the worker does not consume",
     )
@@ -204,7 +209,9 @@ def test_a_worker_that_stops_consuming_is_restarted_by_its_health_check(
         return worker.attrs["RestartCount"] > restarts and worker.status == "running"
 
     wait_until(restarted, 180, "Docker's health check to stop the worker and the restart policy to start it")
-    wait_until(lambda: worker.exec_run(probe).exit_code == 0, 180, "the restarted worker to consume again")
+    wait_until(
+        lambda: worker.exec_run(WORKER_PROBE).exit_code == 0, 180, "the restarted worker to consume again"
+    )
     Workload.start(stack, api, count=4, sleep_seconds=0).assert_nothing_lost(timeout=300)
 
 

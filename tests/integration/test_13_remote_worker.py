@@ -31,6 +31,7 @@ import requests
 from docker.models.containers import Container
 
 from tests.integration.airflow_api import AirflowApi
+from tests.integration.faults import wait_consuming
 from tests.integration.stack import PROJECT, REPO, Stack
 from tests.unit.compose import WORKER_SECRETS
 
@@ -190,6 +191,7 @@ def remote(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> Iterator[R
         DAG_COPY.unlink(missing_ok=True)
         # As the session started them, for the tests after this one: a failure here is reported.
         compose(PROJECT, MAIN_FILES, stack.env_file, "up", "--detach", "--wait", "--no-deps", *REPUBLISHED)
+        wait_consuming(stack)  # Redis was recreated twice
 
 
 @pytest.fixture(scope="module")
