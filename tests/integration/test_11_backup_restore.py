@@ -10,9 +10,11 @@ which is disaster recovery: a stack whose database volume is gone comes back wit
 the two commands an operator runs, including restore.sh's own steps (stop the writers, restore in one
 transaction, migrate if needed, start, wait until healthy). Cost, measured phases printed on failure: the
 backup ~10 s, down ~20 s, a cold up ~70 s, the restore ~90 s, the checks ~20 s: about 3.5 minutes.
-It runs last: it replaces the session's stack by a fresh one with the same env file, i.e. the same
-secrets and Fernet key, as a real recovery uses the .env kept with the backups. Task logs live in a
-volume, not in the database: they are not part of a backup (down --volumes drops them here).
+It replaces the session's stack by a fresh one with the same env file, i.e. the same secrets and Fernet
+key, as a real recovery uses the .env kept with the backups; tests 12 to 14 then run on the restored
+stack, which is the point. Nothing after this module may count on metrics or task logs from before it:
+task logs live in a volume, not in the database, so they are not part of a backup (down --volumes drops
+them here), and Prometheus starts empty.
 """
 
 from __future__ import annotations
