@@ -15,7 +15,7 @@ import pytest
 from docker.models.containers import Container
 
 from tests.integration.airflow_api import AirflowApi
-from tests.integration.faults import WORKER_PROBE, Workload, wait_until
+from tests.integration.faults import WORKER_PROBE, Workload, wait_consuming, wait_until
 from tests.integration.stack import Stack
 
 HEALTH_STATE = "/tmp/airflow-worker-health.json"  # the health check's default --state-file
@@ -169,9 +169,7 @@ def test_a_worker_that_stops_consuming_is_restarted_by_its_health_check(
     cancelling its consumer; the health check says so, and after 5 such probes stops the worker
     (warm shutdown) so the restart policy starts a fresh one that consumes again."""
     worker = stack.container("airflow-worker")
-    wait_until(
-        lambda: worker.exec_run(WORKER_PROBE).exit_code == 0, 120, "a healthy verdict before the fault"
-    )
+    wait_consuming(stack, timeout=120)  # a healthy verdict before the fault
 
     stack.exec(
         "airflow-worker",
@@ -209,9 +207,7 @@ def test_a_worker_that_stops_consuming_is_restarted_by_its_health_check(
         return worker.attrs["RestartCount"] > restarts and worker.status == "running"
 
     wait_until(restarted, 180, "Docker's health check to stop the worker and the restart policy to start it")
-    wait_until(
-        lambda: worker.exec_run(WORKER_PROBE).exit_code == 0, 180, "the restarted worker to consume again"
-    )
+    wait_consuming(stack, timeout=180)  # the restarted worker consumes again
     Workload.start(stack, api, count=4, sleep_seconds=0).assert_nothing_lost(timeout=300)
 
 
