@@ -6,8 +6,11 @@
 # Run by: `make offline-images` and .ci/run (as root: debootstrap needs it on a cold cache);
 # `make tools` runs `build.sh --tools`, which builds only the Go binaries the unit tests use
 # (statsd_exporter, prometheus/promtool, amtool).
-# Inputs: offline/images.env (names and versions), EXTRA_CA_BUNDLE (optional PEM file that pip
-# must trust inside the build), AIRFLOW_STACK_CACHE (cache dir), DEBIAN_MIRROR (see debian-mirror).
+# Inputs: offline/images.env (names and versions), EXTRA_CA_BUNDLE (PEM file that pip must trust
+# inside the build; default: the host's system bundle, see host-ca-bundle), AIRFLOW_STACK_CACHE
+# (cache dir), DEBIAN_MIRROR (see debian-mirror).
+# Debian packages are pinned to a series (images.env tags such as postgres:17); the newest point
+# release on the mirror is installed and recorded in the image label $installed_label_key.
 # Change: versions in images.env; what goes into an image in its folder here. Each image carries
 # a label with a hash of its inputs and is skipped when that hash is already built.
 set -Eeuo pipefail
@@ -19,6 +22,7 @@ work_dir="$cache_dir/offline"
 go_dir="$cache_dir/go"
 host_bin="$cache_dir/bin"
 label_key=org.airflow-stack.offline.inputs
+installed_label_key=org.airflow-stack.offline.installed
 suite=trixie
 # The same builder everywhere: the Dockerfiles avoid BuildKit-only syntax, and the engine here
 # has no buildx.
@@ -93,9 +97,14 @@ tag_of() { printf '%s' "${images[$1]##*:}"; }
 
 airflow_tag=$(tag_of AIRFLOW_BASE_IMAGE)
 airflow_version=${airflow_tag%%-*}
-pg_version=$(tag_of POSTGRES_IMAGE)
-redis_version=$(tag_of REDIS_IMAGE)
-pgbouncer_version=$(tag_of PGBOUNCER_IMAGE)
+# Debian packages: a series (17, 8.0, 1.24); the build installs the newest release of it.
+pg_major=$(tag_of POSTGRES_IMAGE)
+redis_series=$(tag_of REDIS_IMAGE)
+pgbouncer_series=$(tag_of PGBOUNCER_IMAGE)
+[[ "$pg_major" =~ ^[0-9]+$ ]] || die "POSTGRES_IMAGE tag must be the PostgreSQL major (e.g. 17)"
+for key in REDIS_IMAGE PGBOUNCER_IMAGE; do
+  [[ "$(tag_of "$key")" =~ ^[0-9]+(\.[0-9]+)*$ ]] || die "$key tag must be a version series such as 8.0"
+done
 statsd_version=$(tag_of STATSD_EXPORTER_IMAGE)
 prometheus_version=$(tag_of PROMETHEUS_IMAGE)
 alertmanager_version=$(tag_of ALERTMANAGER_IMAGE)
@@ -115,6 +124,8 @@ base_image="${images[AIRFLOW_BASE_IMAGE]%%/*}/debian:$suite"
 command -v docker > /dev/null || die "docker is not installed (see .ci/install-docker)"
 docker info > /dev/null 2>&1 || die "the Docker engine is not reachable (is dockerd running? see .ci/install-docker)"
 extra_ca=""
+# Trust what the host trusts unless told otherwise: behind a TLS-intercepting proxy pip needs it.
+EXTRA_CA_BUNDLE=${EXTRA_CA_BUNDLE:-$("$offline_dir/host-ca-bundle")}
 if [ -n "${EXTRA_CA_BUNDLE:-}" ]; then
   [ -r "$EXTRA_CA_BUNDLE" ] || die "EXTRA_CA_BUNDLE=$EXTRA_CA_BUNDLE is not a readable file"
   grep -q -- '-----BEGIN CERTIFICATE-----' "$EXTRA_CA_BUNDLE" || die "EXTRA_CA_BUNDLE=$EXTRA_CA_BUNDLE holds no PEM certificate"
@@ -408,7 +419,7 @@ build_image() {
     tree_hash "$ctx"
   } | sha)
   if find_built "$ref" "$hash"; then
-    report "$name" cached "$(since "$t")" "$ref"
+    report "$name" cached "$(since "$t")" "$ref$(installed_of "$ref")"
     return 0
   fi
   for arg in "$@"; do args+=(--build-arg "$arg"); done
@@ -422,7 +433,24 @@ build_image() {
     fi
     die "building $ref failed; full log: $work_dir/logs/$name.log"
   fi
-  report "$name" built "$(since "$t")" "$ref"
+  record_installed "$ref"
+  report "$name" built "$(since "$t")" "$ref$(installed_of "$ref")"
+}
+
+# The Debian packages install-packages resolved, copied from the image into its label.
+record_installed() { # ref
+  local installed
+  installed=$(docker run --rm --user 0 --entrypoint cat "$1" /usr/local/share/offline-kit/installed-packages 2> /dev/null \
+    | LC_ALL=C sort -u | paste -sd' ' || true)
+  [ -n "$installed" ] || return 0
+  local out
+  out=$(printf 'FROM %s\nLABEL %s="%s"\n' "$1" "$installed_label_key" "$installed" | docker build -q -t "$1" - 2>&1) \
+    || die "labelling $1 with its installed packages failed: $out"
+}
+installed_of() { # ref: " (pkg=version ...)" or nothing
+  local have
+  have=$(docker image inspect -f "{{ index .Config.Labels \"$installed_label_key\" }}" "$1" 2> /dev/null || true)
+  if [ -n "$have" ]; then printf ' (%s)' "$have"; fi
 }
 
 # A fresh context per image: only what its Dockerfile needs is sent to the engine.
@@ -440,14 +468,14 @@ context() { # name files...
 }
 
 ctx=$(context postgres "$offline_dir"/postgres/*)
-build_image postgres "${images[POSTGRES_IMAGE]}" "$ctx" "PG_VERSION=$pg_version"
+build_image postgres "${images[POSTGRES_IMAGE]}" "$ctx" "PG_MAJOR=$pg_major"
 
 ctx=$(context redis "$offline_dir"/redis/*)
-build_image redis "${images[REDIS_IMAGE]}" "$ctx" "REDIS_VERSION=$redis_version"
+build_image redis "${images[REDIS_IMAGE]}" "$ctx" "REDIS_SERIES=$redis_series"
 
 ctx=$(context pgbouncer "$offline_dir"/pgbouncer/*)
 build_image pgbouncer "${images[PGBOUNCER_IMAGE]}" "$ctx" \
-  "PGBOUNCER_VERSION=$pgbouncer_version" "PG_VERSION=$pg_version"
+  "PGBOUNCER_SERIES=$pgbouncer_series" "PG_MAJOR=$pg_major"
 
 ctx=$(context airflow "$offline_dir"/airflow/* "$repo_dir/requirements.lock")
 if [ -n "$extra_ca" ]; then
