@@ -1,7 +1,8 @@
 # Everyday commands for this stack: `make help` lists them. Read by GNU make.
 # Change here: how commands run. Settings belong in .env, Airflow tuning in config/airflow.cfg.
 # OFFLINE=1 (on any target) uses the offline kit's images from offline/images.env, building them
-# when missing; EXTRA_CA_BUNDLE=/path/to/ca.pem adds a CA that image builds must trust for PyPI.
+# when missing; EXTRA_CA_BUNDLE=/path/to/ca.pem is the CA bundle image builds trust for PyPI
+# (default: this machine's system bundle, so a TLS-intercepting proxy the host trusts works).
 
 SHELL := /bin/bash
 .SHELLFLAGS := -euo pipefail -c
@@ -19,13 +20,12 @@ include offline/images.env
 export $(shell sed -n 's/^\([A-Z_][A-Z0-9_]*\)=.*/\1/p' offline/images.env)
 export OFFLINE
 endif
-ifdef EXTRA_CA_BUNDLE
+EXTRA_CA_BUNDLE ?= $(shell bash offline/host-ca-bundle)
 export EXTRA_CA_BUNDLE
-endif
 
 COMPOSE := docker compose
 
-.PHONY: help env check-env up down ps logs scale test test-unit test-integration lint clean offline-images tools lock image build-inputs dashboards bench backup restore
+.PHONY: help env check-env preflight images-in-env up down ps logs scale test test-unit test-integration lint clean offline-images tools lock image build-inputs dashboards bench backup restore
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  make %-18s %s\n", $$1, $$2}'
@@ -50,12 +50,20 @@ FORCE:
 # What any build of the Airflow image needs first: the optional CA bundle, and offline the base image.
 build-inputs: extra-ca-bundle.pem $(if $(filter 1,$(OFFLINE)),offline-images)
 
-image: env build-inputs ## Build the Airflow image
+preflight: ## Check Docker, Compose, memory and disk before anything is built (make up runs it)
+	@$(PYTHON) scripts/preflight.py
+
+# Plain `docker compose` must use the images make uses: the choice is recorded in .env.
+images-in-env: env
+	@$(PYTHON) scripts/record_images.py $(if $(filter 1,$(OFFLINE)),--offline)
+
+image: env build-inputs images-in-env ## Build the Airflow image
 	@$(COMPOSE) --profile grafana build
 
-up: check-env image ## Start the stack, wait until every service is healthy, print the URLs
-	@(umask 077; mkdir -p backups)   # before compose, so Docker does not create it as root
-	@$(COMPOSE) $(grafana_profile) up -d --remove-orphans
+up: preflight check-env image ## Start the stack, wait until every service is healthy, print the URLs
+	@# Before compose, so Docker does not create it as root.
+	@(umask 077; mkdir -p "$$(sed -n 's/^BACKUP_DIR=//p' .env | tail -n 1 | grep . || echo backups)")
+	@$(COMPOSE) up -d --remove-orphans
 	@$(PYTHON) scripts/wait_healthy.py --timeout $(WAIT_TIMEOUT)
 	@$(PYTHON) scripts/print_urls.py
 
@@ -68,8 +76,8 @@ ps: env ## Show the stack's containers and their health
 logs: env ## Follow the logs of every service (S=<service> for one)
 	@$(COMPOSE) --profile grafana logs -f --tail=200 $(S)
 
-scale: check-env ## Run N Celery workers: make scale N=3
-	@$(COMPOSE) $(grafana_profile) up -d --no-recreate --scale airflow-worker=$(N)
+scale: check-env ## Run N Celery workers: make scale N=3 (only the workers; nothing else restarts)
+	@$(COMPOSE) up -d --no-recreate --no-deps --scale airflow-worker=$(N) airflow-worker
 	@$(PYTHON) scripts/wait_healthy.py --timeout $(WAIT_TIMEOUT)
 
 $(VENV)/.installed: requirements.lock requirements-test.txt
@@ -114,6 +122,3 @@ lock: ## Re-resolve requirements.in into requirements.lock (needs uv)
 clean: env ## Remove the stack with its volumes, the test venv and build leftovers
 	@$(COMPOSE) --profile grafana down --volumes --remove-orphans
 	@rm -rf $(VENV) extra-ca-bundle.pem .pytest_cache .ruff_cache
-
-# Grafana runs where its image is present; offline, none can be built, so it is left out then.
-grafana_profile = $(shell if [ "$(OFFLINE)" = 1 ] && ! docker image inspect "$$($(COMPOSE) --profile grafana config --images 2>/dev/null | grep grafana)" >/dev/null 2>&1; then echo "--profile none"; fi)
