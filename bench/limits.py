@@ -18,12 +18,14 @@ CONFIG_FILES = {
     "direct": REPO / "config" / "airflow.cfg",
 }
 SCHEDULERS = 2  # docker-compose.yml: airflow-scheduler deploy.replicas
+# Configurations where the worker-capacity service sizes default_pool to the live workers' slots.
+POOL_FOLLOWS_WORKERS = {"tuned", "direct"}
 
 DEFAULTS: dict[tuple[str, str], int] = {
     ("core", "parallelism"): 32,
     ("core", "max_active_tasks_per_dag"): 16,
     ("celery", "worker_concurrency"): 16,
-    # airflow-init sizes default_pool from it in both configurations
+    # default_pool's size where no worker-capacity service resizes it (the official configuration)
     ("core", "default_pool_task_slot_count"): 128,
 }
 
@@ -60,11 +62,13 @@ class Ceiling:
         return {**asdict(self), "limited_by": self.limited_by}
 
 
-def ceiling(settings: dict[tuple[str, str], int], workers: int) -> Ceiling:
-    pool_slots = settings[("core", "default_pool_task_slot_count")]
+def ceiling(
+    settings: dict[tuple[str, str], int], workers: int, pool_follows_workers: bool = False
+) -> Ceiling:
     parallelism = settings[("core", "parallelism")] * SCHEDULERS
     per_dag = settings[("core", "max_active_tasks_per_dag")]
     slots = settings[("celery", "worker_concurrency")] * workers
+    pool_slots = slots if pool_follows_workers else settings[("core", "default_pool_task_slot_count")]
     return Ceiling(
         workers, parallelism, per_dag, slots, pool_slots, min(parallelism, per_dag, slots, pool_slots)
     )
@@ -72,4 +76,4 @@ def ceiling(settings: dict[tuple[str, str], int], workers: int) -> Ceiling:
 
 def ceilings(config: str, workers: list[int]) -> list[Ceiling]:
     settings = read_settings(CONFIG_FILES[config])
-    return [ceiling(settings, n) for n in workers]
+    return [ceiling(settings, n, config in POOL_FOLLOWS_WORKERS) for n in workers]

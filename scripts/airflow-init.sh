@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The one-shot init step of the stack (compose service `airflow-init`): checks the secrets it was
 # given, migrates the metadata database (straight to Postgres, not through PgBouncer), creates the
-# admin user from .env, the example DAGs' demo database, the pools declared in config/pools.json, and
-# default_pool's size from airflow.cfg.
+# admin user from .env, the example DAGs' demo database and the pools declared in config/pools.json.
+# default_pool is left to the worker-capacity service, which sizes it to the live workers.
 # Every later service waits for it to exit 0; any failure stops `make up` with the message below.
 # Change pools in config/pools.json.
 set -euo pipefail
@@ -65,9 +65,6 @@ python /opt/airflow/scripts/create_demo_db.py
 log "creating pools from config/pools.json"
 airflow pools import /opt/airflow/config/pools.json
 
-# default_pool is created once, at the first migration; its size must follow airflow.cfg on every start.
-slots=$(airflow config get-value core default_pool_task_slot_count)
-log "sizing default_pool to ${slots} slots ([core] default_pool_task_slot_count)"
-airflow pools set default_pool "$slots" "Tasks without a pool: [core] default_pool_task_slot_count in config/airflow.cfg"
+# default_pool's size is not set here: the worker-capacity service sizes it to the live workers' slots.
 
 log "done"
