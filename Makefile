@@ -8,8 +8,6 @@ SHELL := /bin/bash
 .SHELLFLAGS := -euo pipefail -c
 .DEFAULT_GOAL := help
 
-COMPOSE_PROJECT_NAME ?= airflow
-export COMPOSE_PROJECT_NAME
 PYTHON ?= python3
 VENV := .venv
 N ?= 1
@@ -53,7 +51,7 @@ build-inputs: extra-ca-bundle.pem $(if $(filter 1,$(OFFLINE)),offline-images)
 preflight: ## Check Docker, Compose, memory and disk before anything is built (make up runs it)
 	@$(PYTHON) scripts/preflight.py
 
-# Plain `docker compose` must use the images make uses: the choice is recorded in .env.
+# Plain `docker compose` must address the stack and use the images make uses: both are recorded in .env.
 images-in-env: env
 	@$(PYTHON) scripts/record_images.py $(if $(filter 1,$(OFFLINE)),--offline)
 
@@ -85,14 +83,18 @@ $(VENV)/.installed: requirements.lock requirements-test.txt
 	@$(VENV)/bin/pip install --quiet --disable-pip-version-check -r requirements.lock -r requirements-test.txt
 	@touch $@
 
+# No bytecode written next to the checkout's DAG files by the tests that import them.
+PYTEST := PYTHONDONTWRITEBYTECODE=1 $(VENV)/bin/pytest
+
 test-unit: $(VENV)/.installed tools ## Unit tests: no running stack needed
-	@$(VENV)/bin/pytest tests/unit
+	@$(PYTEST) tests/unit
 
 test-integration: $(VENV)/.installed build-inputs ## Integration tests against a real stack (testcontainers)
-	@$(VENV)/bin/pytest tests/integration
+	@$(PYTEST) tests/integration
 
-test: $(VENV)/.installed tools build-inputs ## All tests: unit, then integration against a real stack
-	@$(VENV)/bin/pytest tests/unit tests/integration
+test: $(VENV)/.installed tools build-inputs ## All tests: unit, then (only if they pass) integration against a real stack
+	@$(PYTEST) tests/unit
+	@$(PYTEST) tests/integration
 
 SHELL_SCRIPTS := scripts/*.sh .ci/run .ci/install-docker offline/build.sh offline/debian-mirror \
 	offline/*/docker-entrypoint.sh offline/airflow/entrypoint offline/base/*

@@ -7,7 +7,7 @@
 # Run by `make backup`, or by hand from anywhere. It addresses the stack the way `docker compose` does:
 # COMPOSE_PROJECT_NAME, COMPOSE_FILE and COMPOSE_ENV_FILES (default: the repository's docker-compose.yml
 # and .env); relative paths are taken from the repository root.
-# Change: BACKUP_RETENTION_DAYS in .env (default 7); BACKUP_DIR (default backups/) and BACKUP_DATABASES
+# Change: BACKUP_RETENTION_DAYS and BACKUP_DIR in .env (defaults 7, backups/); BACKUP_DATABASES
 # (default "airflow demo") in the environment. Restore with scripts/restore.sh (make restore FILE=...).
 # A dump holds Fernet-encrypted connections and variables: keep a copy of .env (AIRFLOW_FERNET_KEY), as
 # secret as .env itself, wherever the backups go, or those values cannot be read after a restore.
@@ -45,7 +45,7 @@ in_postgres() {
 
 retention_days=$(setting BACKUP_RETENTION_DAYS 7)
 [[ $retention_days =~ ^[0-9]+$ ]] || die "BACKUP_RETENTION_DAYS must be a whole number of days, not '${retention_days}'"
-backup_dir=${BACKUP_DIR:-backups}
+backup_dir=$(setting BACKUP_DIR backups)
 read -r -a databases <<< "${BACKUP_DATABASES:-airflow demo}"
 
 [ -n "$(docker compose ps --status running --quiet postgres 2>/dev/null)" ] \

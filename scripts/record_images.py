@@ -1,10 +1,12 @@
-"""Record in .env which images the stack runs, so plain `docker compose ...` uses the same ones as make.
+"""Record in .env what plain `docker compose ...` needs to act like make: the project name and the images.
 
 Run by `make up` (and `make image`): with --offline it writes the offline kit's image names
 (offline/images.env) into .env and leaves the `grafana` profile out of COMPOSE_PROFILES when no
 Grafana image is present (none can be built offline); without it, image lines an earlier
 `make up OFFLINE=1` wrote are commented out again, so the official pins of docker-compose.yml apply.
 Lines a user set by hand (another registry, say) are never touched online. Other lines stay as they are.
+An .env from before COMPOSE_PROJECT_NAME was in .env.example gets `COMPOSE_PROJECT_NAME=airflow`, the name
+make used then, so the running stack keeps its name.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 OFFLINE_IMAGES = REPO / "offline" / "images.env"
+DEFAULT_PROJECT = "airflow"
 ASSIGNMENT = re.compile(r"^(?P<comment>#?)(?P<key>[A-Z][A-Z0-9_]*)=(?P<value>\S*)")
 
 
@@ -43,7 +46,7 @@ def set_values(text: str, values: dict[str, str]) -> str:
         if match and match["key"] in pending:
             lines[i] = f"{match['key']}={pending.pop(match['key'])}"
     if pending:
-        lines += ["# Set by `make up OFFLINE=1`: the offline kit's images."]
+        lines += ["# Set by make (scripts/record_images.py)."]
         lines += [f"{key}={value}" for key, value in pending.items()]
     return "\n".join(lines) + "\n"
 
@@ -85,6 +88,8 @@ def main() -> int:
     args = parser.parse_args()
     images = assignments(OFFLINE_IMAGES.read_text())
     text = args.env_file.read_text()
+    if "COMPOSE_PROJECT_NAME" not in assignments(text):
+        text = set_values(text, {"COMPOSE_PROJECT_NAME": DEFAULT_PROJECT})
     if args.offline:
         text = set_values(text, images)
         args.env_file.write_text(text)

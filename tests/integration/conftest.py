@@ -3,9 +3,13 @@ volumes at the end. Images come from the environment (OFFLINE=1 exports the offl
 
 from __future__ import annotations
 
+import hashlib
 import os
+import shutil
 import subprocess
+import tempfile
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import docker
@@ -13,7 +17,7 @@ import docker.errors
 import pytest
 
 from tests.integration.airflow_api import AirflowApi
-from tests.integration.stack import PROJECT, REPO, Stack, write_env_file
+from tests.integration.stack import PROJECT, REPO, Stack, guest_dirs, write_env_file
 
 
 def grafana_image(env_file: Path) -> str:
@@ -35,15 +39,45 @@ def image_present(image: str) -> bool:
     return True
 
 
+@dataclass
+class CheckoutSnapshot:
+    """Hashes of every file under the checkout's dags/ and backups/, and of .env, before any test."""
+
+    taken: dict[str, str] = field(default_factory=dict)
+
+    @staticmethod
+    def now() -> dict[str, str]:
+        found = {}
+        for root in (REPO / "dags", REPO / "backups"):
+            for path in sorted(root.rglob("*")) if root.is_dir() else []:
+                if path.is_file() and "__pycache__" not in path.parts:
+                    found[str(path.relative_to(REPO))] = hashlib.sha256(path.read_bytes()).hexdigest()
+        env = REPO / ".env"
+        found[".env"] = hashlib.sha256(env.read_bytes()).hexdigest() if env.exists() else "absent"
+        return found
+
+    def changed(self) -> list[str]:
+        after = self.now()
+        return sorted(k for k in self.taken.keys() | after.keys() if self.taken.get(k) != after.get(k))
+
+
+@pytest.fixture(scope="session", autouse=True)
+def checkout_snapshot() -> CheckoutSnapshot:
+    return CheckoutSnapshot(taken=CheckoutSnapshot.now())
+
+
 @pytest.fixture(scope="session")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     os.environ["COMPOSE_PROJECT_NAME"] = PROJECT
     os.environ.setdefault("TESTCONTAINERS_RYUK_DISABLED", "true")
     env_file = tmp_path_factory.mktemp("stack") / "test.env"
-    write_env_file(env_file, with_grafana=True)
+    # Outside pytest's own 0700 temporary tree: the containers' users must read the DAG copy.
+    guest_root = Path(tempfile.mkdtemp(prefix="airflow-stack-test-"))
+    dags_dir, backup_dir = guest_dirs(guest_root)
+    write_env_file(env_file, with_grafana=True, dags_dir=dags_dir, backup_dir=backup_dir)
     image = grafana_image(env_file)
     with_grafana = image_present(image)
-    write_env_file(env_file, with_grafana=with_grafana)
+    write_env_file(env_file, with_grafana=with_grafana, dags_dir=dags_dir, backup_dir=backup_dir)
     running = Stack(env_file=env_file, grafana_image=image, with_grafana=with_grafana)
     running.stop()  # leftovers of an interrupted earlier run
     running.start()
@@ -51,6 +85,8 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         yield running
     finally:
         running.stop()
+        # Dumps and DAG copies may belong to the containers' users; root (CI) or the owner removes them.
+        shutil.rmtree(guest_root, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import time
 import urllib.parse
@@ -24,9 +25,24 @@ from scripts.generate_env import render
 REPO = Path(__file__).resolve().parents[2]
 
 PROJECT = "airflow-stack-test"
+# The stack's own file, then the tests' override (short timeouts that tests wait out).
+COMPOSE_FILES = [REPO / "docker-compose.yml", REPO / "tests" / "integration" / "compose.test.yml"]
 TEST_PORTS = {"AIRFLOW_API_PORT": "18080", "FLOWER_PORT": "15555", "GRAFANA_PORT": "13000"}
 # The example DAGs' alerts go to the stack's local webhook receiver in the tests.
 RECEIVER_URL = "http://webhook-receiver:8080/alerts"
+
+
+def guest_dirs(root: Path) -> tuple[Path, Path]:
+    """A copy of the checkout's dags/ and an empty backup folder under ROOT, readable by the
+    containers' users (uid 50000 and 999), so the tests never write into the checkout."""
+    root.chmod(0o755)
+    dags = root / "dags"
+    shutil.copytree(REPO / "dags", dags, ignore=shutil.ignore_patterns("__pycache__"))
+    for path in [dags, *dags.rglob("*")]:
+        path.chmod(0o755 if path.is_dir() else 0o644)
+    backups = root / "backups"
+    backups.mkdir(mode=0o700)
+    return dags, backups
 
 
 def env_values(env_file: Path) -> dict[str, str]:
@@ -38,7 +54,9 @@ def env_values(env_file: Path) -> dict[str, str]:
     return values
 
 
-def write_env_file(path: Path, with_grafana: bool) -> Path:
+def write_env_file(path: Path, with_grafana: bool, dags_dir: Path, backup_dir: Path) -> Path:
+    """The test stack's own env file: its own secrets, ports, DAG folder and backup folder, so
+    nothing it does is seen by a stack started from the checkout."""
     lines = []
     for line in render((REPO / ".env.example").read_text()).splitlines():
         key = line.split("=", 1)[0]
@@ -46,9 +64,12 @@ def write_env_file(path: Path, with_grafana: bool) -> Path:
             line = f"{key}={TEST_PORTS[key]}"
         elif key == "COMPOSE_PROFILES":
             line = f"COMPOSE_PROFILES={'grafana' if with_grafana else ''}"
+        elif key == "COMPOSE_PROJECT_NAME":
+            line = f"COMPOSE_PROJECT_NAME={PROJECT}"
         elif key == "ALERT_WEBHOOK_URL":
             line = f"ALERT_WEBHOOK_URL={RECEIVER_URL}"
         lines.append(line)
+    lines += [f"DAGS_DIR={dags_dir}", f"BACKUP_DIR={backup_dir}"]
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as out:
         out.write("\n".join(lines) + "\n")
@@ -64,10 +85,19 @@ class Stack:
     env: dict[str, str] = field(init=False)
     client: docker.DockerClient = field(init=False)
 
+    @property
+    def dags_dir(self) -> Path:
+        """The test stack's DAG folder: a copy of the checkout's dags/, safe to write into."""
+        return Path(self.env["DAGS_DIR"])
+
+    @property
+    def backup_dir(self) -> Path:
+        return Path(self.env["BACKUP_DIR"])
+
     def __post_init__(self) -> None:
         self.compose = DockerCompose(
             context=REPO,
-            compose_file_name="docker-compose.yml",
+            compose_file_name=[str(path.relative_to(REPO)) for path in COMPOSE_FILES],
             env_file=str(self.env_file),
             build=True,
             wait=True,
@@ -215,6 +245,10 @@ class Stack:
         """What the local webhook receiver has been sent so far (it is not published on the host)."""
         out = self.exec("webhook-receiver", ["curl", "--fail", "--silent", "http://127.0.0.1:8080/received"])
         return json.loads(out)
+
+    def pool_slots(self, pool: str = "default_pool") -> int:
+        (row,) = self.sql(f"SELECT slots FROM slot_pool WHERE pool = '{pool}'")
+        return int(row[0])
 
     def url(self, port_key: str) -> str:
         return f"http://127.0.0.1:{self.env[port_key]}"

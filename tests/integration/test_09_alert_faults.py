@@ -8,7 +8,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-from tests.integration.stack import REPO, Stack
+from tests.integration.stack import Stack
 
 HEARTBEAT = "AirflowSchedulerHeartbeatMissing"
 IMPORT_ERRORS = "AirflowDagImportErrors"
@@ -40,7 +40,7 @@ def test_stopped_schedulers_and_a_broken_dag_file_alert_and_recover(stack: Stack
     stack.exec(
         "webhook-receiver", ["curl", "--fail", "--silent", "-X", "DELETE", "http://127.0.0.1:8080/received"]
     )
-    broken = REPO / "dags" / "zz_broken_on_purpose_by_tests.py"
+    broken = stack.dags_dir / "zz_broken_on_purpose_by_tests.py"
     schedulers = stack.containers("airflow-scheduler")
     assert len(schedulers) == 2
     broken.write_text("from airflow.sdk import dag\n\nthis is not python (\n")

@@ -30,7 +30,7 @@ import pytest
 import requests
 
 from tests.integration.airflow_api import AirflowApi, access_token
-from tests.integration.stack import PROJECT, REPO, Stack
+from tests.integration.stack import COMPOSE_FILES, PROJECT, REPO, Stack
 
 # Runs and task instances that cannot change any more: a restore must give back exactly these.
 FINISHED_RUNS = "SELECT dag_id, run_id, state FROM dag_run WHERE state IN ('success', 'failed')"
@@ -53,7 +53,7 @@ def run_script(stack: Stack, backup_dir: Path, *command: str, timeout: float) ->
     env = {
         **os.environ,
         "COMPOSE_PROJECT_NAME": PROJECT,
-        "COMPOSE_FILE": str(REPO / "docker-compose.yml"),
+        "COMPOSE_FILE": os.pathsep.join(str(path) for path in COMPOSE_FILES),
         "COMPOSE_ENV_FILES": str(stack.env_file),
         "BACKUP_DIR": str(backup_dir),
         "PYTHON": sys.executable,

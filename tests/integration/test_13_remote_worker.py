@@ -18,8 +18,11 @@ for the tests that follow.
 
 from __future__ import annotations
 
+import fcntl
 import os
 import shutil
+import socket
+import struct
 import subprocess
 import time
 from collections.abc import Iterator
@@ -32,7 +35,7 @@ from docker.models.containers import Container
 
 from tests.integration.airflow_api import AirflowApi
 from tests.integration.faults import wait_consuming
-from tests.integration.stack import PROJECT, REPO, Stack
+from tests.integration.stack import COMPOSE_FILES, PROJECT, REPO, Stack
 from tests.unit.compose import WORKER_SECRETS
 
 REMOTE_PROJECT = "airflow-remote-worker-test"
@@ -41,12 +44,12 @@ REMOTE_WORKERS = 2
 QUEUE = "remote"
 DAG = "remote_queue_probe"
 DAG_SOURCE = REPO / "tests" / "integration" / "dags" / "remote_queue_probe.py"
-DAG_COPY = REPO / "dags" / "zz_remote_queue_probe_by_tests.py"
+DAG_COPY_NAME = "zz_remote_queue_probe_by_tests.py"
 # items, square x3 (mapped), demo_db_user, check
 EXPECTED_TIS = 6
 PUBLISHED_PORTS = {"REDIS_PUBLISHED_PORT": "16379", "PGBOUNCER_PUBLISHED_PORT": "16432"}
 REPUBLISHED = ["redis", "pgbouncer", "airflow-apiserver"]
-MAIN_FILES = [REPO / "docker-compose.yml"]
+MAIN_FILES = COMPOSE_FILES
 PUBLISH_FILES = [*MAIN_FILES, REPO / "docker-compose.publish-for-workers.yml"]
 WORKER_FILES = [REPO / "docker-compose.worker.yml"]
 
@@ -84,13 +87,24 @@ def write_env(path: Path, values: dict[str, str]) -> Path:
     return path
 
 
+def interface_ipv4(name: str) -> str:
+    """The IPv4 address of this host's network interface NAME (SIOCGIFADDR)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        request = struct.pack("256s", name.encode()[:15])
+        return socket.inet_ntoa(fcntl.ioctl(sock.fileno(), 0x8915, request)[20:24])
+
+
 def host_address_for_containers(stack: Stack) -> str:
-    """The default bridge's IPv4 gateway: an address of this host that any container can reach."""
-    for config in stack.client.networks.get("bridge").attrs["IPAM"]["Config"] or []:
-        gateway = config.get("Gateway", "")
-        if gateway and ":" not in gateway:
-            return gateway
-    raise AssertionError("Docker's default bridge network has no IPv4 gateway to publish the ports on")
+    """The default bridge interface's own IPv4 address: an address of this host that any container
+    reaches. Read from the interface, since a stock engine may leave IPAM's Gateway field empty."""
+    bridge = stack.client.networks.get("bridge").attrs
+    name = bridge.get("Options", {}).get("com.docker.network.bridge.name", "docker0")
+    try:
+        return interface_ipv4(name)
+    except OSError as error:
+        raise AssertionError(
+            f"Docker's default bridge interface {name} has no IPv4 address: {error}"
+        ) from error
 
 
 def run_in(container: Container, command: list[str], environment: dict[str, str] | None = None) -> str:
@@ -131,11 +145,14 @@ def remote(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> Iterator[R
             "WORKER_QUEUE": QUEUE,
             "AIRFLOW_IMAGE": image,
             "AIRFLOW_WORKER_STOP_GRACE_PERIOD": "60s",
+            "DAGS_DIR": str(stack.dags_dir),
         },
     )
     pinned = {"AIRFLOW_IMAGE": image}
     compose(REMOTE_PROJECT, WORKER_FILES, worker_env, "down", "--volumes", "--remove-orphans", check=False)
-    shutil.copyfile(DAG_SOURCE, DAG_COPY)
+    dag_copy = stack.dags_dir / DAG_COPY_NAME
+    shutil.copyfile(DAG_SOURCE, dag_copy)
+    dag_copy.chmod(0o644)
     try:
         compose(PROJECT, PUBLISH_FILES, main_env, "up", "--detach", "--wait", "--no-deps", *REPUBLISHED)
         try:
@@ -188,7 +205,7 @@ def remote(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> Iterator[R
             environment=pinned,
             check=False,
         )
-        DAG_COPY.unlink(missing_ok=True)
+        dag_copy.unlink(missing_ok=True)
         # As the session started them, for the tests after this one: a failure here is reported.
         compose(PROJECT, MAIN_FILES, stack.env_file, "up", "--detach", "--wait", "--no-deps", *REPUBLISHED)
         wait_consuming(stack)  # Redis was recreated twice

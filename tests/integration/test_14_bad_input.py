@@ -34,14 +34,14 @@ added()
 
 
 @pytest.fixture
-def broken_dag_files() -> Iterator[dict[str, Path]]:
+def broken_dag_files(stack: Stack) -> Iterator[dict[str, Path]]:
     files = {
-        "syntax": REPO / "dags" / "zz_syntax_error_by_tests.py",
-        "hangs": REPO / "dags" / "zz_hangs_at_import_by_tests.py",
+        "syntax": stack.dags_dir / "zz_syntax_error_by_tests.py",
+        "hangs": stack.dags_dir / "zz_hangs_at_import_by_tests.py",
     }
     files["syntax"].write_text(SYNTAX_ERROR)
     files["hangs"].write_text(HANGS)
-    added = REPO / "dags" / f"{ADDED_DAG_ID}.py"
+    added = stack.dags_dir / f"{ADDED_DAG_ID}.py"
     try:
         yield files
     finally:
@@ -71,7 +71,7 @@ def test_broken_dag_files_are_reported_while_a_burst_of_1000_task_instances_comp
     assert "SyntaxError" in errors["syntax"], errors["syntax"]
     assert "DagBag import timeout" in errors["hangs"], errors["hangs"]
     # The parser went on: a DAG file written after the broken ones is parsed and listed.
-    (REPO / "dags" / f"{ADDED_DAG_ID}.py").write_text(ADDED)
+    (stack.dags_dir / f"{ADDED_DAG_ID}.py").write_text(ADDED)
     api.wait_for_dag(ADDED_DAG_ID, timeout=300)
 
     workload.assert_nothing_lost(timeout=1800)
