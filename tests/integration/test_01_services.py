@@ -17,6 +17,7 @@ LONG_RUNNING = [
     "airflow-triggerer",
     "airflow-worker",
     "flower",
+    "worker-capacity",
     "prometheus",
     "webhook-receiver",
     "postgres-exporter",

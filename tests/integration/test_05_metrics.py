@@ -26,6 +26,7 @@ def test_every_scrape_target_is_up(stack: Stack) -> None:
         "prometheus",
         "airflow-statsd",
         "flower",
+        "worker-capacity",
         "postgres-exporter",
         "redis-exporter",
         "pgbouncer-exporter",

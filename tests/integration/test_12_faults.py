@@ -77,6 +77,7 @@ def one_worker_after(stack: Stack) -> Iterator[None]:
 @pytest.mark.usefixtures("one_worker_after")
 def test_a_killed_worker_s_tasks_run_again_and_the_run_succeeds(stack: Stack, api: AirflowApi) -> None:
     stack.scale_workers(2)
+    wait_until(lambda: stack.pool_slots() == 32, 60, "default_pool to follow 2 workers")
     # 30 s each: all 8 are running at once even if their starts spread over many seconds.
     workload = Workload.start(stack, api, count=8, sleep_seconds=30)
     # All started, so none is in transit: a message the killed worker had taken but not started would
@@ -85,9 +86,16 @@ def test_a_killed_worker_s_tasks_run_again_and_the_run_succeeds(stack: Stack, ap
     victim = next(c for c in stack.containers("airflow-worker") if any(on(c, r.hostname) for r in running))
 
     victim.kill()  # SIGKILL: no warm shutdown, its task processes die with it
+    killed_at = time.monotonic()
     # Read after the kill: its tasks stay `running` in the database until the 90 s heartbeat timeout,
     # and none can have ended in the meantime.
     victims_tasks = {r.map_index for r in workload.running_work() if on(victim, r.hostname)}
+
+    # Its slots leave default_pool once worker-capacity has had no answer for 30 s (--confirm),
+    # not at the first missed reply (rounds are 10 s apart, so at least 15 s after the kill).
+    wait_until(lambda: stack.pool_slots() == 16, 120, "default_pool to drop to the survivor's 16 slots")
+    dropped_after = time.monotonic() - killed_at
+    assert dropped_after >= 15, f"capacity dropped {dropped_after:.0f} s after the kill: no confirmation"
 
     rows = workload.assert_nothing_lost(timeout=600)
     rerun = {r.map_index: r.try_number for r in rows if r.task_id == "work" and r.map_index in victims_tasks}
@@ -127,6 +135,10 @@ def test_queued_messages_survive_a_redis_restart_and_workers_consume_again(
     list as a message (paused later, a worker could already hold them all); the list keeps its length
     through the restart, and the unpaused workers run those messages and everything after them."""
     workers = stack.containers("airflow-worker")
+    # Paused workers answer no Celery inspect: worker-capacity would take their slots away after
+    # 30 s and the runs would wait in the scheduler. This test is about messages in Redis.
+    capacity = stack.container("worker-capacity")
+    capacity.pause()
     for worker in workers:
         worker.pause()
     try:
@@ -155,6 +167,7 @@ def test_queued_messages_survive_a_redis_restart_and_workers_consume_again(
     finally:
         for worker in workers:
             worker.unpause()
+        capacity.unpause()
 
     for workload in workloads:
         rows = workload.assert_nothing_lost(timeout=600)  # no "stuck in queued" re-queue either
