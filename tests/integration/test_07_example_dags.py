@@ -4,8 +4,10 @@ branch join, pool limit, idempotent load, retries with backoff, timeout, alerts)
 
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import dataclass
+from itertools import pairwise
 
 import pytest
 
@@ -90,12 +92,39 @@ CASES = {
 }
 
 
-def active_celery_tasks(stack: Stack) -> str:
-    """`celery inspect active` of every worker, as JSON text."""
+def active_celery_tasks(stack: Stack) -> set[str]:
+    """The Celery task ids every worker reports as executing (`celery inspect active`). Fails unless
+    the reply is complete: parseable JSON with an answer from each worker container, so an empty,
+    cut-off or partial reply can never read as "not running"."""
     app = "airflow.providers.celery.executors.celery_executor.app"
-    return stack.exec(
+    out = stack.exec(
         "airflow-worker", ["celery", "--app", app, "inspect", "active", "--json", "--timeout", "10"]
     )
+    replies = None
+    for line in out.splitlines():  # the JSON reply is one line; warnings may come around it
+        if line.startswith("{"):
+            try:
+                replies = json.loads(line)
+            except json.JSONDecodeError:
+                continue
+    assert isinstance(replies, dict), f"no JSON reply from `celery inspect active`: {out[-1000:]!r}"
+    workers = {f"celery@{c.attrs['Config']['Hostname']}" for c in stack.containers("airflow-worker")}
+    assert workers, "no running airflow-worker container"
+    assert workers <= set(replies), f"workers {sorted(workers)}, replies from {sorted(replies)}"
+    return {request["id"] for requests in replies.values() for request in requests}
+
+
+def celery_task_id(stack: Stack, dag_id: str, run_id: str, task_id: str, map_index: int = -1) -> str:
+    """The Celery task id of a task instance's current try: the CeleryExecutor assigns it as the
+    task instance's external_executor_id when it queues the try (the REST API does not show it)."""
+    rows = stack.sql(
+        "SELECT coalesce(external_executor_id, '') FROM task_instance "
+        f"WHERE dag_id = '{dag_id}' AND run_id = '{run_id}' AND task_id = '{task_id}' "
+        f"AND map_index = {map_index}"
+    )
+    assert len(rows) == 1, f"{dag_id}.{task_id} in {run_id}: {rows}"
+    assert rows[0][0], f"{dag_id}.{task_id} in {run_id} has no Celery task id"
+    return rows[0][0]
 
 
 def ti_key(ti) -> str:
@@ -133,15 +162,38 @@ def test_example_run_ends_as_designed(name: str, triggered: dict[str, str], api:
         assert states.get(task) == expected, f"{name}: {task} is {states.get(task)}, expected {expected}"
 
 
-def test_retry_backoff_reached_the_third_try(triggered: dict[str, str], api: AirflowApi) -> None:
-    run_id = triggered["retries_and_failures"]
-    assert api.wait_for_run("example_retries_and_failures", run_id, timeout=900) == "failed"
-    (flaky,) = [
-        ti
-        for ti in api.task_instances("example_retries_and_failures", run_id)
-        if ti.task_id == "flaky_then_succeeds"
-    ]
-    assert flaky.try_number == 3
+# example_retries_and_failures' default_args: retry_delay, retry_exponential_backoff, max_retry_delay.
+RETRY_DELAY_SECONDS, BACKOFF, MAX_RETRY_DELAY_SECONDS = 2.0, 2.0, 8.0
+
+
+def test_retry_delays_grow_with_exponential_backoff(api: AirflowApi) -> None:
+    """Three failing tries, so three waits. Airflow waits at least retry_delay x backoff^(try-1) after
+    a failed try (at most twice that, less 1 s), capped at max_retry_delay: at least 2, 4 and 8 s. Each
+    wait is measured from the try's end to the moment the scheduler let the next try go (its
+    scheduled_when): start_date would add the Celery hand-over and task start-up. The floors are hard:
+    scheduling only adds delay. Without backoff every wait would be 2 s plus the scheduler's loop
+    latency, so the last one fails its 8 s floor unless the scheduler lagged 6 s."""
+    dag_id = "example_retries_and_failures"
+    conf = {"fail_attempts": 3, "timeout_on_purpose": False, "fail_on_purpose": False}
+    run_id = api.trigger(dag_id, conf)
+    assert api.wait_for_run(dag_id, run_id, timeout=600) == "success"
+    tries = sorted(
+        api.tis.get_task_instance_tries(dag_id, run_id, "flaky_then_succeeds").task_instances,
+        key=lambda ti: ti.try_number,
+    )
+    assert [ti.try_number for ti in tries] == [1, 2, 3, 4]
+    assert tries[-1].state.value == "success"
+    for ti in tries:
+        for moment in ("scheduled_when", "start_date", "end_date"):
+            assert getattr(ti, moment), f"try {ti.try_number} has no {moment}: {ti}"
+    waits = [(after.scheduled_when - before.end_date).total_seconds() for before, after in pairwise(tries)]
+    gaps = [(after.start_date - before.end_date).total_seconds() for before, after in pairwise(tries)]
+    floors = [min(RETRY_DELAY_SECONDS * BACKOFF**n, MAX_RETRY_DELAY_SECONDS) for n in range(len(waits))]
+    assert floors == [2.0, 4.0, 8.0]  # the configuration this test reads, spelled out
+    seen = f"waits {[f'{w:.1f}' for w in waits]} s, end-to-start gaps {[f'{g:.1f}' for g in gaps]} s"
+    for n, (wait, floor) in enumerate(zip(waits, floors, strict=True), start=1):
+        assert wait >= floor, f"try {n + 1} went {wait:.1f} s after try {n} ended, under {floor} s: {seen}"
+    assert all(gap >= wait for gap, wait in zip(gaps, waits, strict=True)), seen
 
 
 def test_failure_and_retry_alerts_reach_the_local_receiver(
@@ -199,15 +251,34 @@ def test_deferrable_sensor_frees_its_slot_and_resumes_on_a_row(stack: Stack, api
     ):
         assert time.monotonic() < deadline, f"the sensor never deferred: {sensor.state}"
         time.sleep(2)
+    # The positive control: a task that runs on a worker all through the probe below (started after
+    # the sensor deferred, it sleeps far longer than the probe can take). The probe must see it, or
+    # not seeing the sensor would prove nothing.
+    control = api.trigger("smoke_mapped", {"count": 1, "sleep_seconds": 120})
+    deadline = time.monotonic() + 300
+    while not [
+        ti
+        for ti in api.task_instances("smoke_mapped", control)
+        if ti.task_id == "work" and ti.state is not None and ti.state.value == "running"
+    ]:
+        assert time.monotonic() < deadline, "the control task never ran"
+        time.sleep(2)
+    sensor_task = celery_task_id(stack, dag_id, run_id, "wait_for_signal")
+    control_task = celery_task_id(stack, "smoke_mapped", control, "work", map_index=0)
     # Deferred means no worker process holds it any more: once the task process has handed over to
     # the triggerer and exited, no Celery worker reports the task among its active ones.
     released_by = time.monotonic() + 30
-    while str(sensor.id) in active_celery_tasks(stack):
+    while True:
+        active = active_celery_tasks(stack)
+        assert control_task in active, f"the probe misses the running control task {control_task}: {active}"
+        if sensor_task not in active:
+            break
         assert time.monotonic() < released_by, "the deferred sensor still occupies a worker slot after 30 s"
         time.sleep(2)
     assert api.task_instance(dag_id, run_id, "wait_for_signal").state.value == "deferred"
     stack.sql_demo("INSERT INTO demo.signals (name) VALUES ('go')")
     assert api.wait_for_run(dag_id, run_id, timeout=300) == "success"
+    assert api.wait_for_run("smoke_mapped", control, timeout=300) == "success"
 
 
 def test_incremental_load_is_idempotent(stack: Stack, api: AirflowApi) -> None:

@@ -17,6 +17,7 @@ import time
 import pytest
 import requests
 
+from tests.integration.airflow_api import access_token
 from tests.integration.stack import REPO, Stack, env_values
 from tests.unit.compose import SECRETS
 
@@ -43,22 +44,24 @@ EXPECTED_UID = {
     "airflow-worker": 50000,
     "flower": 50000,
     "webhook-receiver": 50000,
+    "worker-capacity": 50000,
     "postgres-exporter": 65534,  # user: in docker-compose.yml
     "redis-exporter": 59000,  # the image's USER
     "pgbouncer-exporter": 65534,
     "alertmanager": 65534,
     "prometheus": 65534,  # nobody, the image's USER
     "grafana": 472,  # the image's grafana user
-    # The proposed scheduled backups (postgres image): the owner of ./backups on the host, or postgres
-    # (999) when that is root; it must be able to write there, and never needs root to do so.
-    "db-backup": (REPO / "backups").stat().st_uid if (REPO / "backups").is_dir() else 999,
+    # db-backup (postgres image) runs as the owner of BACKUP_DIR on the host, or postgres (999) when
+    # that is root; it must be able to write there, and never needs root to do so: see backup_uid().
 }
-if EXPECTED_UID["db-backup"] == 0:
-    EXPECTED_UID["db-backup"] = 999
 # Bind mounts from the host that a service may write to, with the reason. Everything else is read-only.
 WRITABLE_BINDS: dict[str, set[str]] = {
-    "db-backup": {"/backups"},  # the scheduled backups land in ./backups on the host
+    "db-backup": {"/backups"},  # the scheduled backups land in BACKUP_DIR on the host
 }
+
+
+def backup_uid(stack: Stack) -> int:
+    return stack.backup_dir.stat().st_uid or 999
 
 
 def forged_token() -> str:
@@ -78,6 +81,38 @@ def forged_token() -> str:
 def smoke_runs(stack: Stack) -> int:
     (row,) = stack.sql("SELECT count(*) FROM dag_run WHERE dag_id = 'smoke_mapped'")
     return int(row[0])
+
+
+def paused(stack: Stack) -> dict[str, str]:
+    """Each DAG's is_paused, as Postgres prints it (t/f)."""
+    return {dag_id: is_paused for dag_id, is_paused in stack.sql("SELECT dag_id, is_paused FROM dag")}
+
+
+JSON_TYPE = {"Content-Type": "application/json"}
+# Malformed requests to Airflow's REST API and login: (method, path, body, headers, the statuses that
+# refuse the input itself once the caller is authenticated). A JSON body that does not parse is refused
+# (422, or 400 for bytes FastAPI cannot read) before authentication is even looked at.
+TRIGGER_SMOKE = "/api/v2/dags/smoke_mapped/dagRuns"
+MALFORMED = [
+    ("POST", TRIGGER_SMOKE, b'{"conf": {"count": ', JSON_TYPE, {400, 422}),
+    ("POST", TRIGGER_SMOKE, b'{"conf": "x", "logical_date": 12}', JSON_TYPE, {400, 422}),
+    ("POST", TRIGGER_SMOKE, b"\xff\xfe\x00garbage", JSON_TYPE, {400, 422}),
+    # No route has slashes in a dag_id: not found, or only the UI's GET catch-all matches (405).
+    ("PATCH", "/api/v2/dags/..%2F..%2Fetc%2Fpasswd", b'{"is_paused": false}', JSON_TYPE, {404, 405}),
+    # A negative limit (422) and SQL as the sort key (400: not a sortable column).
+    ("GET", "/api/v2/dags?limit=-1&order_by=%27%3B%20DROP%20TABLE%20dag%3B--", b"", {}, {400, 422}),
+    (
+        "POST",
+        "/auth/token",
+        b"username=admin&password=",
+        {"Content-Type": "application/x-www-form-urlencoded"},
+        {400, 415, 422},  # the login takes a JSON body only
+    ),
+    ("POST", "/auth/token", b"{", JSON_TYPE, {400, 422}),
+]
+# The Execution API takes only a task's own token, which the scheduler mints for a queued try: with a
+# user's credentials it is an authentication test, so it is in the test without credentials alone.
+MALFORMED_EXECUTION = ("PATCH", "/execution/task-instances/not-a-uuid/run", b"{", JSON_TYPE)
 
 
 def project_containers(stack: Stack, include_stopped: bool = False) -> list:
@@ -117,29 +152,44 @@ def test_malformed_requests_without_credentials_are_refused_and_change_nothing(s
     """Refused with a client error (401/403, or 400/422 where the body cannot even be parsed), never
     a 5xx, and no DAG run appears."""
     base = stack.url("AIRFLOW_API_PORT")
-    json_type = {"Content-Type": "application/json"}
     before = smoke_runs(stack)
-    attempts = [
-        ("POST", "/api/v2/dags/smoke_mapped/dagRuns", b'{"conf": {"count": ', json_type),
-        ("POST", "/api/v2/dags/smoke_mapped/dagRuns", b'{"conf": "x", "logical_date": 12}', json_type),
-        ("POST", "/api/v2/dags/smoke_mapped/dagRuns", b"\xff\xfe\x00garbage", json_type),
-        ("PATCH", "/api/v2/dags/..%2F..%2Fetc%2Fpasswd", b'{"is_paused": false}', json_type),
-        ("GET", "/api/v2/dags?limit=-1&order_by=%27%3B%20DROP%20TABLE%20dag%3B--", b"", {}),
-        (
-            "POST",
-            "/auth/token",
-            b"username=admin&password=",
-            {"Content-Type": "application/x-www-form-urlencoded"},
-        ),
-        ("POST", "/auth/token", b"{", json_type),
-        ("PATCH", "/execution/task-instances/not-a-uuid/run", b"{", json_type),
-    ]
-    for method, path, body, headers in attempts:
+    attempts = [(method, path, body, headers) for method, path, body, headers, _ in MALFORMED]
+    for method, path, body, headers in [*attempts, MALFORMED_EXECUTION]:
         response = requests.request(method, f"{base}{path}", data=body, headers=headers, timeout=30)
         assert 400 <= response.status_code < 500, (
             f"{method} {path}: {response.status_code} {response.text[:200]}"
         )
     assert smoke_runs(stack) == before, "a request without credentials created a DAG run"
+
+
+def test_malformed_requests_with_valid_credentials_are_refused_as_bad_input_and_change_nothing(
+    stack: Stack,
+) -> None:
+    """The same requests from the admin, past authentication: each is refused for its input, with the
+    client error that says so (never 401/403, which would mean the token was what failed, nor a 5xx),
+    and nothing changes: no DAG run, no DAG paused or unpaused, the dag table still there."""
+    base = stack.url("AIRFLOW_API_PORT")
+    token = access_token(base, stack.env["AIRFLOW_ADMIN_USER"], stack.env["AIRFLOW_ADMIN_PASSWORD"])
+    bearer = {"Authorization": f"Bearer {token}"}
+    # The token opens the door: a well-formed request with it is answered.
+    response = requests.get(f"{base}/api/v2/dags/smoke_mapped", headers=bearer, timeout=30)
+    assert response.status_code == 200, f"{response.status_code} {response.text[:200]}"
+    runs_before, paused_before = smoke_runs(stack), paused(stack)
+    assert paused_before, "no DAG in the dag table"
+    wrong = []
+    for method, path, body, headers, refused in MALFORMED:
+        response = requests.request(
+            method, f"{base}{path}", data=body, headers={**headers, **bearer}, timeout=30
+        )
+        if response.status_code not in refused:
+            wrong.append(
+                f"{method} {path}: {response.status_code}, not {sorted(refused)}: {response.text[:200]}"
+            )
+    assert not wrong, "\n".join(wrong)
+    assert smoke_runs(stack) == runs_before, "a malformed request created a DAG run"
+    paused_after = paused(stack)
+    changed = sorted(dag_id for dag_id, state in paused_before.items() if paused_after.get(dag_id) != state)
+    assert not changed, f"a malformed request paused or unpaused {changed}"
 
 
 def test_execution_api_refuses_requests_without_a_task_token(stack: Stack) -> None:
@@ -245,9 +295,10 @@ def test_processes_run_as_the_expected_non_root_users(stack: Stack) -> None:
                 pid = parent[pid]
             if pid == main_pid:
                 found.setdefault(service, set()).add(int(process[column["UID"]]))
-    unknown = sorted(set(found) - set(EXPECTED_UID))
+    expected = {**EXPECTED_UID, "db-backup": backup_uid(stack)}
+    unknown = sorted(set(found) - set(expected))
     assert not unknown, f"services without an expected user in EXPECTED_UID: {unknown}"
-    wrong = {s: uids for s, uids in found.items() if uids != {EXPECTED_UID[s]}}
+    wrong = {s: uids for s, uids in found.items() if uids != {expected[s]}}
     assert not wrong, f"process users differ from EXPECTED_UID: {wrong}"
     assert 0 not in set().union(*found.values())
 
