@@ -1,4 +1,4 @@
-"""Workers and Celery: workers online, slots, broker queue, task durations, pools, triggers."""
+"""Workers and Celery: workers online, capacity, slots, broker queue, task durations, pools, triggers."""
 
 from __future__ import annotations
 
@@ -27,6 +27,12 @@ POOL_METRICS = [
     ("airflow_pool_deferred_slots", "Deferred"),
     ("airflow_pool_starving_tasks", "Starving"),
 ]
+
+
+DEFAULT_POOL = 'pool_name="default_pool"'
+# What the worker-capacity service (scripts/worker_capacity.py) exports; one target, max drops its labels.
+LIVE_SLOTS = 'max(airflow_capacity_target_slots{queue="default"})'
+POOL_SIZE = 'max(airflow_capacity_pool_slots{pool="default_pool"})'
 
 
 def pool(metric: str) -> str:
@@ -64,8 +70,8 @@ def dashboard() -> Dashboard:
                 "Broker queue · default",
                 "Messages waiting in Redis for a worker (the Celery queue `default`). A few during bursts "
                 "are normal. Growing while workers are idle: they stopped consuming (restart them); "
-                "growing while all are busy: `make scale N=...` and raise "
-                "[core] default_pool_task_slot_count.",
+                "growing while all are busy: default_pool is above the live workers' slots (Capacity "
+                "panels; `docker compose logs worker-capacity`).",
                 [Query(BROKER_QUEUE)],
                 "short",
                 BROKER_STEPS,
@@ -74,9 +80,9 @@ def dashboard() -> Dashboard:
             stat(
                 "Task slots free (default_pool)",
                 "Lowest number of free slots in default_pool in the interval: the stack-wide cap on "
-                "tasks queued or running at once, 16 = one worker's slots ([core] "
-                "default_pool_task_slot_count). 0 for long: tasks wait in scheduled; `make scale N=...` "
-                "and raise it to 16 x N.",
+                "tasks queued or running at once, sized by worker-capacity to the live workers' slots "
+                "(16 each). 0 for long: tasks wait in scheduled; `make scale N=...` adds workers and "
+                "the pool grows by itself, up to WORKER_SLOTS_CEILING in .env.",
                 [Query(f'min(min_over_time(airflow_pool_open_slots{{pool_name="default_pool"}}[{RATE}]))')],
                 "short",
                 [(RED, None), (GREEN, 1)],
@@ -85,7 +91,8 @@ def dashboard() -> Dashboard:
             stat(
                 "Tasks starving for pool slots",
                 "Task instances ready to run but held back because their pool is full, all pools. "
-                "Above 0 for long: raise the pool's slots (config/pools.json) or accept the throttle.",
+                "Above 0 for long: raise the pool's slots (config/pools.json) or accept the throttle; "
+                "for default_pool add workers (`make scale N=...`).",
                 [Query(f"sum({pool('airflow_pool_starving_tasks')})")],
                 "short",
                 steps_up(GREEN, (ORANGE, 1)),
@@ -137,6 +144,49 @@ def dashboard() -> Dashboard:
         ],
         [
             timeseries(
+                "Capacity · task slots: live workers and default_pool",
+                "Slots of the live Celery workers on the default queue (16 each, capped by "
+                "WORKER_SLOTS_CEILING in .env) and the size worker-capacity gave default_pool: it "
+                "follows within ~10 s of a worker joining, 30 s after one leaves. Apart for longer: "
+                "`docker compose logs worker-capacity`.",
+                [
+                    Query(LIVE_SLOTS, "live workers' slots"),
+                    Query(POOL_SIZE, "default_pool size"),
+                ],
+                "short",
+                width=8,
+            ),
+            timeseries(
+                "Capacity · default_pool slots in use",
+                "Slots of default_pool taken by running and queued tasks, against its size. At the "
+                "size, capacity is full and further tasks wait in scheduled: add workers with "
+                "`make scale N=...` (the pool grows by itself), or raise WORKER_SLOTS_CEILING if it "
+                "caps the pool.",
+                [
+                    Query(
+                        f"{pool(f'airflow_pool_running_slots{{{DEFAULT_POOL}}}')} + "
+                        f"{pool(f'airflow_pool_queued_slots{{{DEFAULT_POOL}}}')}",
+                        "running + queued",
+                    ),
+                    Query(pool(f"airflow_pool_queued_slots{{{DEFAULT_POOL}}}"), "queued"),
+                    Query(POOL_SIZE, "default_pool size"),
+                ],
+                "short",
+                width=8,
+                overrides=[color_override("default_pool size", RED)],
+            ),
+            timeseries(
+                "Capacity · live workers per queue",
+                "Celery workers worker-capacity counts per queue they consume (one that stops answering "
+                "counts 30 s more). Below the number you scaled to: `make ps` and the missing worker's "
+                "logs.",
+                [Query("sum by (queue) (airflow_capacity_live_workers)", "{{queue}}")],
+                "short",
+                width=8,
+            ),
+        ],
+        [
+            timeseries(
                 "Executor slots",
                 "The CeleryExecutor's task counts: running = sent to Celery and not finished (waiting in "
                 "Redis or executing; highest in each interval), queued = accepted from the scheduler but "
@@ -155,7 +205,8 @@ def dashboard() -> Dashboard:
                 "Broker queue length",
                 "Messages waiting in the Redis list `default` for a worker. Growing while workers are "
                 "idle: they stopped consuming (a known Celery/Redis reconnect problem): restart them. "
-                "Growing while all are busy: scale workers.",
+                "Growing while all are busy: default_pool is above the live workers' slots (see the "
+                "Capacity panels).",
                 [Query(BROKER_QUEUE, "default")],
                 "short",
                 width=8,
@@ -207,7 +258,8 @@ def dashboard() -> Dashboard:
                 "Pool slots",
                 "Per pool, now: open, running, queued, scheduled and deferred slots, and starving tasks "
                 "(ready but no free slot). Deferred tasks take slots only in pools with include_deferred. "
-                "Starving for long: raise the pool's slots in config/pools.json.",
+                "Starving for long: raise the pool's slots in config/pools.json; default_pool follows "
+                "the live workers, so add workers (`make scale N=...`).",
                 ["pool_name"],
                 [
                     Column(
@@ -278,8 +330,8 @@ def dashboard() -> Dashboard:
         uid=WORKERS_UID,
         title="Airflow · Workers and Celery",
         folder="Workers",
-        description="Celery workers, executor slots, the Redis broker queue, task durations and "
-        "throughput, pools and triggers.",
+        description="Celery workers, task capacity (default_pool sized to the live workers), executor "
+        "slots, the Redis broker queue, task durations and throughput, pools and triggers.",
         tags=[TAG, "workers"],
         rows=rows,
         links=links(),

@@ -154,7 +154,7 @@ def test_deferrable_sensor_uses_the_plugin_sensor() -> None:
 
 def test_pool_dag_uses_the_two_slot_pool_declared_in_pools_json() -> None:
     pools = json.loads((REPO / "config" / "pools.json").read_text())
-    assert "default_pool" not in pools  # sized from [core] default_pool_task_slot_count by airflow-init
+    assert "default_pool" not in pools  # sized to the live workers by worker-capacity
     dag = load_dag("example_pool_limited.py", "example_pool_limited")
     work = dag.get_task("work")
     assert work.pool == "example_two_slots"

@@ -95,6 +95,11 @@ EXPORTER_METRICS: set[str] = {
     "flower_worker_number_of_currently_executing_tasks",
     "flower_worker_prefetched_tasks",
     "flower_events_total",
+    # [worker-capacity] scripts/worker_capacity.py
+    "airflow_capacity_target_slots",
+    "airflow_capacity_live_workers",
+    "airflow_capacity_pool_slots",
+    "airflow_capacity_broker_up",
     # [postgres-exporter] prometheus-community/postgres_exporter
     "pg_up",
     "pg_stat_activity_count",
