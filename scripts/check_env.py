@@ -23,7 +23,7 @@ def whole_number(value: str) -> str | None:
 
 def port(value: str) -> str | None:
     ok = re.fullmatch(r"[0-9]+", value) and 1 <= int(value) <= 65535
-    return None if ok else "a TCP port number (1-65535)"
+    return None if ok else "a port number (1-65535)"
 
 
 def address(value: str) -> str | None:
@@ -32,6 +32,15 @@ def address(value: str) -> str | None:
     except ValueError:
         return "an IP address of this host (127.0.0.1, 0.0.0.0 or one interface's address)"
     return None
+
+
+def advertised_address(value: str) -> str | None:
+    """An address others connect to (a worker host's, for the main host): 0.0.0.0 and :: are none."""
+    try:
+        usable = not ipaddress.ip_address(value).is_unspecified
+    except ValueError:
+        usable = False
+    return None if usable else "this host's IP address that the main host reaches (not 0.0.0.0 or ::)"
 
 
 def compose_duration(value: str) -> str | None:
@@ -48,11 +57,14 @@ def prometheus_duration(value: str) -> str | None:
 KINDS: dict[str, Callable[[str], str | None]] = {
     "HOST_BIND_ADDRESS": address,
     "WORKER_BIND_ADDRESS": address,
+    "WORKER_ADVERTISE_ADDRESS": advertised_address,
     "AIRFLOW_API_PORT": port,
     "FLOWER_PORT": port,
     "GRAFANA_PORT": port,
     "REDIS_PUBLISHED_PORT": port,
     "PGBOUNCER_PUBLISHED_PORT": port,
+    "STATSD_PUBLISHED_PORT": port,
+    "WORKER_LOG_PUBLISHED_PORT": port,
     "AIRFLOW_WORKER_STOP_GRACE_PERIOD": compose_duration,
     "PROMETHEUS_RETENTION": prometheus_duration,
     "BACKUP_RETENTION_DAYS": whole_number,

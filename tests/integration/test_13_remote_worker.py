@@ -1,19 +1,22 @@
 """Workers beyond one machine (docs/remote-workers.md): a second compose project, made from
 docker-compose.worker.yml on a network of its own, joins the session's stack only through the ports the
-main stack publishes with docker-compose.publish-for-workers.yml, and runs the tasks routed to its queue.
+main stack publishes with docker-compose.publish-for-workers.yml, runs the tasks routed to its queue, and
+is first-class: their logs read through the main stack's REST API, their metrics reach its Prometheus.
 
 One machine stands in for two. The session stack's redis, pgbouncer and airflow-apiserver are recreated
-(same volumes, same secrets) with the publish override: Redis and PgBouncer on WORKER_BIND_ADDRESS, the
-api-server on HOST_BIND_ADDRESS, both set to the gateway of Docker's default bridge (docker0, read at run
-time), an address of this host that containers of any network reach. The remote project's .env holds only
-what docs/remote-workers.md tells a worker host to hold: the six worker secrets, STACK_HOST (that address),
-the published ports, and WORKER_QUEUE=remote. Its two workers consume only the Celery queue `remote`, and
-the test DAG (tests/integration/dags/remote_queue_probe.py, copied into dags/ meanwhile) sends every task
-there, so the metadata DB's task_instance.hostname says where each ran.
+(same volumes, same secrets) with the publish override, which also adds statsd-relay: Redis, PgBouncer and
+statsd-relay (UDP) on WORKER_BIND_ADDRESS, the api-server on HOST_BIND_ADDRESS, both set to the address of
+Docker's default bridge (docker0, read at run time), an address of this host that containers of any network
+reach. The remote project's .env holds only what docs/remote-workers.md tells a worker host to hold: the six
+worker secrets, STACK_HOST (that address), the published ports, WORKER_QUEUE=remote, and
+WORKER_ADVERTISE_ADDRESS, the "worker host's" own address, here the same one, on which its worker-log-server
+publishes LOG_PORT for the api-server. Its two workers consume only the Celery queue `remote`, and the test
+DAG (tests/integration/dags/remote_queue_probe.py, copied into dags/ meanwhile) sends every task there, so
+the metadata DB's task_instance.hostname says where each ran.
 A container reaches a port published on a host address through Docker's userland proxy (the daemon
 default; not tried with `userland-proxy: false`) and the host's INPUT rules, which must accept it.
-At the end the remote project is removed with its volume and the three services are recreated as they were,
-for the tests that follow.
+At the end the remote project is removed with its volume, statsd-relay is removed and the three services are
+recreated as they were, for the tests that follow.
 """
 
 from __future__ import annotations
@@ -47,8 +50,16 @@ DAG_SOURCE = REPO / "tests" / "integration" / "dags" / "remote_queue_probe.py"
 DAG_COPY_NAME = "zz_remote_queue_probe_by_tests.py"
 # items, square x3 (mapped), demo_db_user, check
 EXPECTED_TIS = 6
-PUBLISHED_PORTS = {"REDIS_PUBLISHED_PORT": "16379", "PGBOUNCER_PUBLISHED_PORT": "16432"}
+PUBLISHED_PORTS = {
+    "REDIS_PUBLISHED_PORT": "16379",
+    "PGBOUNCER_PUBLISHED_PORT": "16432",
+    "STATSD_PUBLISHED_PORT": "19125",
+}
+# The remote worker host's log server, published on WORKER_ADVERTISE_ADDRESS.
+LOG_PORT = "18793"
 REPUBLISHED = ["redis", "pgbouncer", "airflow-apiserver"]
+# Services only the publish override has.
+ADDED = ["statsd-relay"]
 MAIN_FILES = COMPOSE_FILES
 PUBLISH_FILES = [*MAIN_FILES, REPO / "docker-compose.publish-for-workers.yml"]
 WORKER_FILES = [REPO / "docker-compose.worker.yml"]
@@ -119,10 +130,22 @@ class Remote:
     address: str
     api: AirflowApi
     containers: list[Container]
+    log_server: Container
 
     @property
     def hostnames(self) -> set[str]:
         return {c.attrs["Config"]["Hostname"] for c in self.containers}
+
+    @property
+    def log_url(self) -> str:
+        """Where the api-server must fetch the remote tasks' logs: the published log port."""
+        return f"http://{self.address}:{LOG_PORT}/log/"
+
+
+def project_containers(stack: Stack, project: str, service: str) -> list[Container]:
+    return stack.client.containers.list(
+        filters={"label": [f"com.docker.compose.project={project}", f"com.docker.compose.service={service}"]}
+    )
 
 
 @pytest.fixture(scope="module")
@@ -143,6 +166,9 @@ def remote(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> Iterator[R
             "AIRFLOW_API_PORT": stack.env["AIRFLOW_API_PORT"],
             **PUBLISHED_PORTS,
             "WORKER_QUEUE": QUEUE,
+            # The "worker host" is this machine too: the api-server reaches the same bridge address.
+            "WORKER_ADVERTISE_ADDRESS": address,
+            "WORKER_LOG_PUBLISHED_PORT": LOG_PORT,
             "AIRFLOW_IMAGE": image,
             "AIRFLOW_WORKER_STOP_GRACE_PERIOD": "60s",
             "DAGS_DIR": str(stack.dags_dir),
@@ -154,7 +180,9 @@ def remote(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> Iterator[R
     shutil.copyfile(DAG_SOURCE, dag_copy)
     dag_copy.chmod(0o644)
     try:
-        compose(PROJECT, PUBLISH_FILES, main_env, "up", "--detach", "--wait", "--no-deps", *REPUBLISHED)
+        compose(
+            PROJECT, PUBLISH_FILES, main_env, "up", "--detach", "--wait", "--no-deps", *REPUBLISHED, *ADDED
+        )
         try:
             compose(
                 REMOTE_PROJECT,
@@ -178,20 +206,14 @@ def remote(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> Iterator[R
             )
             print(logs.stdout, logs.stderr)
             raise
-        containers = stack.client.containers.list(
-            filters={
-                "label": [
-                    f"com.docker.compose.project={REMOTE_PROJECT}",
-                    "com.docker.compose.service=airflow-worker",
-                ]
-            }
-        )
+        containers = project_containers(stack, REMOTE_PROJECT, "airflow-worker")
+        (log_server,) = project_containers(stack, REMOTE_PROJECT, "worker-log-server")
         api = AirflowApi(
             f"http://{address}:{stack.env['AIRFLOW_API_PORT']}",
             stack.env["AIRFLOW_ADMIN_USER"],
             stack.env["AIRFLOW_ADMIN_PASSWORD"],
         )
-        yield Remote(address=address, api=api, containers=containers)
+        yield Remote(address=address, api=api, containers=containers, log_server=log_server)
     finally:
         compose(
             REMOTE_PROJECT,
@@ -206,9 +228,12 @@ def remote(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> Iterator[R
             check=False,
         )
         dag_copy.unlink(missing_ok=True)
+        removed = compose(PROJECT, PUBLISH_FILES, main_env, "rm", "--stop", "--force", *ADDED, check=False)
         # As the session started them, for the tests after this one: a failure here is reported.
         compose(PROJECT, MAIN_FILES, stack.env_file, "up", "--detach", "--wait", "--no-deps", *REPUBLISHED)
         wait_consuming(stack)  # Redis was recreated twice
+        if removed.returncode != 0:
+            raise RuntimeError(f"could not remove {ADDED}:\n{removed.stdout}\n{removed.stderr}")
 
 
 @pytest.fixture(scope="module")
@@ -229,12 +254,13 @@ def test_remote_workers_are_on_their_own_network_only(stack: Stack, remote: Remo
         name for c in stack.containers("airflow-scheduler") for name in c.attrs["NetworkSettings"]["Networks"]
     }
     assert main_networks, "the session stack's schedulers are on no network"
-    for container in remote.containers:
+    remote_side = [*remote.containers, remote.log_server]
+    for container in remote_side:
         networks = set(container.attrs["NetworkSettings"]["Networks"])
         assert networks == {REMOTE_NETWORK}, f"{container.name} is on {sorted(networks)}"
         assert not networks & main_networks
     attached = {c.name for c in stack.client.networks.get(REMOTE_NETWORK).containers}
-    assert attached == {c.name for c in remote.containers}, f"{REMOTE_NETWORK} also has {sorted(attached)}"
+    assert attached == {c.name for c in remote_side}, f"{REMOTE_NETWORK} also has {sorted(attached)}"
     # The main stack's service names mean nothing there: the published ports are the only way in.
     probe = (
         "import socket\n"
@@ -310,21 +336,81 @@ def test_tasks_routed_to_the_remote_queue_succeed_on_the_remote_workers(
     assert len(rows) == EXPECTED_TIS, rows
     main_hosts = {c.attrs["Config"]["Hostname"] for c in stack.containers("airflow-worker")}
     assert not remote.hostnames & main_hosts
+    advertised = f"{remote.address}:{LOG_PORT}/log/#"
     for task_id, map_index, state, queue, hostname in rows:
         where = f"{task_id}[{map_index}]"
         assert state == "success", f"{where}: {state}"
         assert queue == QUEUE, f"{where} went to queue {queue}"
-        # Airflow records getfqdn(): the container's hostname is its first label.
-        assert hostname.split(".")[0] in remote.hostnames, f"{where} ran on {hostname}"
+        # stack_patterns.worker_address: the worker host's log server, then the worker container's hostname.
+        server, _, container = hostname.partition("#")
+        assert f"{server}#" == advertised, f"{where} recorded hostname {hostname}"
+        assert container in remote.hostnames, f"{where} ran on {hostname}"
 
 
-def test_remote_task_logs_stay_on_the_worker_host(stack: Stack, remote: Remote, remote_run: dict) -> None:
-    """The documented limit: the api-server reads the shared volume of the main host only, and cannot
-    reach a remote worker's log server (by its container hostname) either."""
+def test_remote_task_logs_are_read_through_the_api_from_the_worker_hosts_log_server(
+    stack: Stack, remote: Remote, remote_run: dict
+) -> None:
+    """The logs stay on the worker host's volume, and the main host's api-server reads each of them from
+    the worker host's published log server, with the line the task printed."""
     find = ["find", "/opt/airflow/logs", "-path", f"*dag_id={DAG}/*", "-name", "*.log"]
-    # One log volume per worker host, shared by its replicas.
+    # One log volume per worker host, shared by its replicas and read by its log server.
     found = run_in(remote.containers[0], find)
     assert len(found.split()) == EXPECTED_TIS, found
+    assert sorted(run_in(remote.log_server, find).split()) == sorted(found.split())
     assert not stack.exec("airflow-apiserver", find).split(), "a remote task's log is on the main host"
-    (check,) = [ti for ti in remote.api.task_instances(DAG, remote_run["run_id"]) if ti.task_id == "check"]
-    assert "Could not read served logs" in remote.api.log(check)
+    tis = remote.api.task_instances(DAG, remote_run["run_id"])
+    assert len(tis) == EXPECTED_TIS, [ti.task_id for ti in tis]
+    logs = {}
+    for ti in tis:
+        log = remote.api.log(ti)
+        where = f"{ti.task_id}[{ti.map_index}]"
+        # The handler lists the URL it read, and the fetch's error instead when it read nothing.
+        assert remote.log_url in log, f"{where}: not read from {remote.log_url}:\n{log}"
+        assert "Could not read served logs" not in log, f"{where}:\n{log}"
+        logs[(ti.task_id, ti.map_index)] = log
+    # The check task printed "3 squares on <worker containers>; demo_db as demo".
+    check = logs[("check", -1)]
+    printed = [line for line in check.splitlines() if "squares on" in line and "demo_db as demo" in line]
+    assert printed, f"the line check printed is not in its log:\n{check}"
+    assert any(hostname in printed[0] for hostname in remote.hostnames), printed
+
+
+def test_remote_log_server_refuses_unsigned_requests(stack: Stack, remote: Remote, remote_run: dict) -> None:
+    """Published for the api-server, the log server still serves only requests signed with the shared
+    [api] secret_key: from the main stack's network, a real log's path without a token is refused."""
+    find = ["find", "/opt/airflow/logs", "-path", f"*dag_id={DAG}/*", "-name", "*.log"]
+    path = run_in(remote.log_server, find).split()[0].removeprefix("/opt/airflow/logs/")
+    status = stack.exec(
+        "airflow-apiserver",
+        ["curl", "--silent", "--output", "/dev/null", "--write-out", "%{http_code}", remote.log_url + path],
+    )
+    assert status == "403", f"unsigned GET {remote.log_url}{path} answered {status}"
+
+
+def test_remote_task_metrics_reach_the_main_stacks_prometheus(
+    stack: Stack, remote: Remote, remote_run: dict
+) -> None:
+    """Only the remote workers consume the queue `remote`, and only the task runner on the worker emits
+    ti.finish (Airflow 3.3.2, task_runner.py): these series came from the worker host, through the
+    published statsd-relay, statsd-exporter and Prometheus' scrape."""
+    assert remote_run["state"] == "success", remote_run["rows"]
+    query = f'sum by (task_id, state) (airflow_ti_finish{{dag_id="{DAG}"}})'
+    # One finish per task instance: square is mapped over three items.
+    expected = {"items": 1, "square": 3, "demo_db_user": 1, "check": 1}
+    deadline = time.monotonic() + 120
+    while True:
+        result = stack.prometheus_query(query)
+        finished = {
+            s["metric"]["task_id"]: float(s["value"][1]) for s in result if s["metric"]["state"] == "success"
+        }
+        if set(finished) >= expected or time.monotonic() > deadline:
+            break
+        time.sleep(5)
+    assert set(finished) >= set(expected), f"airflow_ti_finish of {DAG} in Prometheus: {result}"
+    for task_id, count in expected.items():
+        assert finished[task_id] >= count, finished
+    # The duration histogram too, per task.
+    durations = stack.wait_for_series(
+        f'sum by (task_id) (airflow_task_duration_count{{dag_id="{DAG}", task_id="check"}})', timeout=60
+    )
+    assert durations, f"no airflow_task_duration of {DAG}.check in Prometheus"

@@ -10,7 +10,7 @@ import pytest
 
 from tests.unit.example_support import PLUGINS
 
-MODULES = ["alerts", "dag_factory", "demo_db", "paths", "sensors", "triggers"]
+MODULES = ["alerts", "dag_factory", "demo_db", "paths", "sensors", "triggers", "worker_address"]
 
 
 def test_is_typed() -> None:
