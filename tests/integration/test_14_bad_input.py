@@ -53,7 +53,7 @@ def test_broken_dag_files_are_reported_while_a_burst_of_1000_task_instances_comp
     stack: Stack, api: AirflowApi, broken_dag_files: dict[str, Path]
 ) -> None:
     """Two issue items in one run, since both mostly wait: the burst at the default worker count
-    loses no task instance, and broken files (one parse slot held 60 s by the hanging one) do not
+    loses no task instance, and broken files (one parse slot held by the hanging one) do not
     stop other DAGs."""
     assert len(stack.containers("airflow-worker")) == 1
     started = time.monotonic()
@@ -65,8 +65,8 @@ def test_broken_dag_files_are_reported_while_a_burst_of_1000_task_instances_comp
             kind: next((e for e in errors if path.name in e), "") for kind, path in broken_dag_files.items()
         }
 
-    # New files are listed within [dag_processor] refresh_interval (60 s); the hanging one is cut at
-    # [core] dagbag_import_timeout (60 s).
+    # New files are listed within [dag_processor] refresh_interval; the hanging one is cut at
+    # [core] dagbag_import_timeout (both shortened in tests/integration/compose.test.yml).
     errors = wait_until(lambda: all((found := reported()).values()) and found, 300, "both import errors")
     assert "SyntaxError" in errors["syntax"], errors["syntax"]
     assert "DagBag import timeout" in errors["hangs"], errors["hangs"]
