@@ -64,7 +64,8 @@ def without_profile(profiles: str, name: str) -> str:
     return ",".join(p for p in profiles.split(",") if p.strip() and p.strip() != name)
 
 
-def grafana_image_present(env_file: Path) -> bool:
+def grafana_image(env_file: Path) -> str:
+    """The Grafana image docker-compose.yml names with this env file (its profile included)."""
     images = subprocess.run(
         ["docker", "compose", "--env-file", str(env_file), "--profile", "grafana", "config", "--images"],
         cwd=REPO,
@@ -72,13 +73,12 @@ def grafana_image_present(env_file: Path) -> bool:
         text=True,
         check=True,
     ).stdout.split()
-    grafana = [image for image in images if "grafana" in image]
-    return bool(grafana) and (
-        subprocess.run(
-            ["docker", "image", "inspect", grafana[0]], capture_output=True, check=False
-        ).returncode
-        == 0
-    )
+    return next(image for image in images if "grafana" in image)
+
+
+def image_present(image: str) -> bool:
+    inspect = subprocess.run(["docker", "image", "inspect", image], capture_output=True, check=False)
+    return inspect.returncode == 0
 
 
 def main() -> int:
@@ -95,7 +95,7 @@ def main() -> int:
         args.env_file.write_text(text)
         profiles = assignments(text).get("COMPOSE_PROFILES", "")
         try:
-            present = grafana_image_present(args.env_file)
+            present = image_present(grafana_image(args.env_file))
         except subprocess.CalledProcessError as error:
             print(f"record_images: docker compose config failed: {error.stderr.strip()}", file=sys.stderr)
             return 1

@@ -6,37 +6,16 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
-import subprocess
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import docker
-import docker.errors
 import pytest
 
+from scripts.record_images import grafana_image, image_present
 from tests.integration.airflow_api import AirflowApi
 from tests.integration.stack import PROJECT, REPO, Stack, guest_dirs, write_env_file
-
-
-def grafana_image(env_file: Path) -> str:
-    images = subprocess.run(
-        ["docker", "compose", "--env-file", str(env_file), "--profile", "grafana", "config", "--images"],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout.split()
-    return next(image for image in images if "grafana" in image)
-
-
-def image_present(image: str) -> bool:
-    try:
-        docker.from_env().images.get(image)
-    except docker.errors.ImageNotFound:
-        return False
-    return True
 
 
 @dataclass

@@ -13,6 +13,7 @@ import json
 import re
 import subprocess
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
@@ -82,6 +83,13 @@ def worker_compose_config(env_file: Path, *extra: str) -> subprocess.CompletedPr
 def write_env(path: Path, values: dict[str, str]) -> Path:
     path.write_text("".join(f"{key}={value}\n" for key, value in values.items()))
     return path
+
+
+def services_with(worker_env: dict[str, str], extra: dict[str, str], tmp_path: Path) -> dict[str, Any]:
+    """The worker file's services, resolved with the worker host's .env plus EXTRA."""
+    result = worker_compose_config(write_env(tmp_path / ".env", {**worker_env, **extra}))
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)["services"]
 
 
 @pytest.fixture(scope="module")
@@ -158,9 +166,7 @@ def test_each_worker_secret_is_required_and_named(
 def test_addresses_point_at_stack_host_and_the_published_ports(
     ports: dict[str, str], worker_env: dict[str, str], tmp_path: Path
 ) -> None:
-    result = worker_compose_config(write_env(tmp_path / ".env", {**worker_env, **ports}))
-    assert result.returncode == 0, result.stderr
-    environment = json.loads(result.stdout)["services"]["airflow-worker"]["environment"]
+    environment = services_with(worker_env, ports, tmp_path)["airflow-worker"]["environment"]
     for key, (_, port_variable) in ADDRESSES.items():
         url = urlsplit(environment[key])
         expected_port = int(ports.get(port_variable, DEFAULT_PORTS[port_variable]))
@@ -176,9 +182,7 @@ def test_addresses_point_at_stack_host_and_the_published_ports(
 def test_tasks_record_the_hostname_of_the_log_server_published_on_the_advertised_address(
     ports: dict[str, str], worker_env: dict[str, str], tmp_path: Path
 ) -> None:
-    result = worker_compose_config(write_env(tmp_path / ".env", {**worker_env, **ports}))
-    assert result.returncode == 0, result.stderr
-    services = json.loads(result.stdout)["services"]
+    services = services_with(worker_env, ports, tmp_path)
     log_port = int(ports.get("WORKER_LOG_PUBLISHED_PORT", DEFAULT_PORTS["WORKER_LOG_PUBLISHED_PORT"]))
     for name in ("airflow-worker", "worker-log-server"):
         environment = services[name]["environment"]
@@ -272,6 +276,13 @@ def published(main_env: dict[str, str], tmp_path: Path, **extra: str) -> subproc
     return compose_config(env_file, "--file", str(PUBLISH_FILE), "--profile", "grafana")
 
 
+def published_services(main_env: dict[str, str], tmp_path: Path, **ports: str) -> dict[str, Any]:
+    """The main file with the publish override, resolved with WORKER_BIND_ADDRESS set."""
+    result = published(main_env, tmp_path, WORKER_BIND_ADDRESS=WORKER_BIND_ADDRESS, **ports)
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)["services"]
+
+
 PUBLISHED_BY_OVERRIDE = {
     # service: (target port, variable of the published port, protocol)
     "redis": (6379, "REDIS_PUBLISHED_PORT", "tcp"),
@@ -296,9 +307,7 @@ ADDED_BY_OVERRIDE = {"statsd-relay"}
 def test_publish_override_publishes_exactly_redis_pgbouncer_and_statsd_on_worker_bind_address(
     ports: dict[str, str], main_env: dict[str, str], tmp_path: Path
 ) -> None:
-    result = published(main_env, tmp_path, WORKER_BIND_ADDRESS=WORKER_BIND_ADDRESS, **ports)
-    assert result.returncode == 0, result.stderr
-    services = json.loads(result.stdout)["services"]
+    services = published_services(main_env, tmp_path, **ports)
     base = resolved(write_env(tmp_path / "main.env", main_env))["services"]
     for name, service in services.items():
         if name not in PUBLISHED_BY_OVERRIDE:
@@ -314,9 +323,7 @@ def test_publish_override_publishes_exactly_redis_pgbouncer_and_statsd_on_worker
 def test_publish_override_changes_nothing_but_those_ports_and_adds_only_statsd_relay(
     main_env: dict[str, str], tmp_path: Path
 ) -> None:
-    result = published(main_env, tmp_path, WORKER_BIND_ADDRESS=WORKER_BIND_ADDRESS)
-    assert result.returncode == 0, result.stderr
-    merged = json.loads(result.stdout)["services"]
+    merged = published_services(main_env, tmp_path)
     base = resolved(write_env(tmp_path / "main.env", main_env))["services"]
     assert set(merged) - set(base) == ADDED_BY_OVERRIDE
     for name in ADDED_BY_OVERRIDE:
@@ -331,9 +338,7 @@ def test_publish_override_changes_nothing_but_those_ports_and_adds_only_statsd_r
 def test_statsd_relay_forwards_every_line_to_statsd_exporter(
     main_env: dict[str, str], tmp_path: Path
 ) -> None:
-    result = published(main_env, tmp_path, WORKER_BIND_ADDRESS=WORKER_BIND_ADDRESS)
-    assert result.returncode == 0, result.stderr
-    services = json.loads(result.stdout)["services"]
+    services = published_services(main_env, tmp_path)
     relay, exporter = services["statsd-relay"], services["statsd-exporter"]
     assert relay["image"] == exporter["image"], "the image the stack already has, offline too"
     assert "--statsd.relay.address=statsd-exporter:9125" in relay["command"]
