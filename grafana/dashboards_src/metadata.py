@@ -16,6 +16,7 @@ from .panels import (
     timeseries,
     value_text,
 )
+from .thresholds import PGBOUNCER_CLIENT_WAIT, POSTGRES_CONNECTIONS_USED, POSTGRES_TRANSACTION_AGE
 
 MIB = 1024 * 1024
 UP_DOWN = [value_text("0", "down", RED), value_text("1", "up", GREEN)]
@@ -61,7 +62,7 @@ def dashboard() -> Dashboard:
                 "a client connecting straight to Postgres, or lower the PgBouncer pool size.",
                 [Query("sum(pg_stat_activity_count) / max(pg_settings_max_connections)")],
                 "percentunit",
-                steps_up(GREEN, (ORANGE, 0.7), (RED, 0.9)),
+                steps_up(GREEN, (ORANGE, 0.7), (RED, POSTGRES_CONNECTIONS_USED.value)),
                 width=3,
                 decimals=0,
             ),
@@ -72,7 +73,7 @@ def dashboard() -> Dashboard:
                 "transaction' is a client that forgot to commit) and end it.",
                 [Query("max(pg_stat_activity_max_tx_duration)")],
                 "s",
-                steps_up(GREEN, (ORANGE, 60), (RED, 300)),
+                steps_up(GREEN, (ORANGE, 60), (RED, POSTGRES_TRANSACTION_AGE.value)),
                 width=3,
                 decimals=0,
             ),
@@ -144,7 +145,7 @@ def dashboard() -> Dashboard:
                 [Query("max by (datname) (pg_stat_activity_max_tx_duration)", "{{datname}}")],
                 "s",
                 width=8,
-                steps=steps_up(GREEN, (RED, 300)),
+                steps=steps_up(GREEN, (RED, POSTGRES_TRANSACTION_AGE.value)),
             ),
             timeseries(
                 "Database size",
@@ -194,7 +195,7 @@ def dashboard() -> Dashboard:
                 [Query("max by (database) (pgbouncer_pools_client_maxwait_seconds)", "{{database}}")],
                 "s",
                 width=8,
-                steps=steps_up(GREEN, (ORANGE, 1), (RED, 5)),
+                steps=steps_up(GREEN, (ORANGE, 1), (RED, PGBOUNCER_CLIENT_WAIT.value)),
             ),
         ],
         [

@@ -21,6 +21,7 @@ from .panels import (
     timeseries,
 )
 from .promql import DAG, RANGE, by, events_in, per_second, sel, since_last_increase, zero_for
+from .thresholds import TASK_FAILURE_RATIO, TASK_FAILURE_RATIO_NOTICE
 
 RUNS_OK = sel("airflow_dagrun_duration_success_count", DAG)
 RUNS_FAILED = sel("airflow_dagrun_duration_failed_count", DAG)
@@ -91,10 +92,12 @@ def dashboard() -> Dashboard:
                 "Task attempts that ended failed / attempts that ended success or failed, last 24 h, "
                 "selected DAGs. Attempts that will be retried (up_for_retry) are not failures here. Tasks "
                 "killed from outside (OOM, SIGKILL) never report an end and are missing from both sides. "
-                "Rising: the drill-down shows which task; check its logs and upstream systems.",
+                "Rising: the drill-down shows which task; check its logs and upstream systems. Red from "
+                f"{TASK_FAILURE_RATIO.value:.0%}, the ratio at which the {TASK_FAILURE_RATIO.alert} alert "
+                "fires (over the last hour).",
                 [Query(task_failure_ratio("24h"), instant=True)],
                 "percentunit",
-                steps_up(GREEN, (YELLOW, 0.01), (RED, 0.05)),
+                steps_up(GREEN, (YELLOW, TASK_FAILURE_RATIO_NOTICE), (RED, TASK_FAILURE_RATIO.value)),
                 width=6,
                 height=5,
                 decimals=1,

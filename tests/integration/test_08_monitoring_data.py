@@ -29,11 +29,20 @@ RECORDING = [e for e in RULES if e.kind == "recording rule"]
 ALERTS = [e for e in RULES if e.kind == "alert rule"]
 # The one place for what may legitimately be absent, each with the reason: expression locations
 # ("dashboard <uid> / <panel> [<ref>]", "rule <group> / <name>") and metric names.
+KILLED = (
+    "sent only when the scheduler fails a task instance whose heartbeat stopped or that Celery reported "
+    "finished behind Airflow's back (a worker killed mid-task): no test before this module kills a "
+    "worker mid-task (scale-downs are warm, test_04 kills a scheduler); test_12's worker kills come after"
+)
 EXPECTED_WITHOUT_DATA: dict[str, str] = {
     "airflow_triggers_blocked_main_thread": (
         "sent only when a trigger blocks the triggerer's event loop: a healthy stack may never send it "
         "(seen in busy runs, absent in calm ones); its panel shows 0 meanwhile"
     ),
+    "airflow_task_instances_without_heartbeats_killed": KILLED,
+    "airflow_scheduler_tasks_killed_externally": KILLED,
+    "rule airflow-tasks-killed / AirflowTasksKilledWithoutHeartbeat": KILLED,
+    "rule airflow-tasks-killed / AirflowTasksKilledExternally": KILLED,
 }
 
 

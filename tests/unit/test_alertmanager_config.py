@@ -1,6 +1,7 @@
 """alertmanager/alertmanager.yml loads in amtool, routes each severity (and each real alert of
-prometheus/rules/) to the intended receiver, delivers through the webhook URL file only (no URL in the
-file), and its inhibit rules name alerts and services that exist."""
+prometheus/rules/) to the intended receiver, never pages for the always-firing Watchdog, delivers
+through the webhook URL file only (no URL in the file), and its inhibit rules name alerts and services
+that exist."""
 
 from __future__ import annotations
 
@@ -65,6 +66,15 @@ def test_every_alert_rule_reaches_its_severity_receiver() -> None:
         if got != RECEIVER_BY_SEVERITY[rule["labels"]["severity"]]:
             wrong[rule["alert"]] = got
     assert not wrong, wrong
+
+
+def test_watchdog_notifies_nobody(config: dict[str, Any]) -> None:
+    (watchdog,) = (rule for rule in alert_rules() if rule["alert"] == "Watchdog")
+    labels = {"alertname": "Watchdog", **watchdog["labels"]}
+    assert routed_to(*(f"{key}={value}" for key, value in labels.items())) == "null"
+    # Its own route comes first: a change to the severity routes or its severity cannot make it page.
+    assert config["route"]["routes"][0] == {"matchers": ['alertname="Watchdog"'], "receiver": "null"}
+    assert routed_to("alertname=Watchdog", "severity=critical") == "null"
 
 
 def test_no_url_in_the_file_webhooks_read_the_secret(config: dict[str, Any]) -> None:
