@@ -1,7 +1,7 @@
 """`python -m bench`: the benchmark's command line (what `make bench` runs).
 
-Brings up one stack per session (tuned and official configurations interleaved, plus the
-direct-to-Postgres sessions), measures, tears each down with its volumes, and writes
+Brings up one stack per session (the configurations of bench/configs.py interleaved: tuned, official,
+compose, direct), runs its workloads, tears each down with its volumes, and writes
 bench/results/<UTC date-time>.json and .md, printing the markdown at the end. Exit status: 0 when
 every session completed (goals not met are results, not failures), 1 when a step failed (partial
 results are kept, the failing session's service logs next to them), 2 for a usage error, 130 when
@@ -27,10 +27,12 @@ from types import FrameType
 import docker
 import docker.errors
 
+from bench import configs
 from bench.errors import BenchError
 from bench.plan import REPO, Settings, build_plan, estimate_seconds
+from bench.record import Host, Results
 from bench.report import write
-from bench.session import now, prepare, run_session
+from bench.session import new_record, now, prepare, run_session
 
 
 class Interrupted(BaseException):
@@ -44,23 +46,29 @@ def parse_args(argv: list[str] | None = None) -> Settings:
     parser.add_argument(
         "--quick",
         action="store_true",
-        help="smoke pass: 1 repetition, 20 tasks, no 4 workers, no direct Postgres",
+        help="smoke pass (~15 min): tuned and compose once, 20 no-op tasks, fan-out of 10-30 s tasks "
+        "on 1 and 2 workers, no overload, no 4 workers, no direct Postgres",
     )
     parser.add_argument(
-        "--repetitions", type=int, help=f"tuned/official pairs (default {defaults.repetitions})"
+        "--repetitions",
+        type=int,
+        help=f"repetitions of the tuned and official sessions (default {defaults.repetitions})",
     )
     parser.add_argument(
         "--tasks", type=int, help=f"K, mapped tasks per run (default {defaults.tasks}, --quick 20)"
     )
     parser.add_argument(
-        "--direct-repetitions",
+        "--full-repetitions",
         type=int,
-        help="first repetitions that add 4 workers and a direct-to-Postgres session "
-        f"(default {defaults.direct_repetitions}; 0 skips them)",
+        help="first repetitions that run every workload (fan-out, overload, 4 workers) and the compose "
+        f"and direct sessions (default {defaults.full_repetitions}; 0: short sessions only)",
+    )
+    parser.add_argument(
+        "--no-overload", action="store_true", help="skip the overload workload (--quick skips it too)"
     )
     parser.add_argument(
         "--only",
-        choices=("tuned", "official"),
+        choices=configs.NAMES,
         help="tuning pass: run the sessions of one configuration only (no ratios)",
     )
     parser.add_argument(
@@ -80,7 +88,7 @@ def parse_args(argv: list[str] | None = None) -> Settings:
     overrides = {
         "repetitions": args.repetitions,
         "tasks": args.tasks,
-        "direct_repetitions": args.direct_repetitions,
+        "full_repetitions": args.full_repetitions,
         "settle_seconds": args.settle,
         "run_timeout": args.run_timeout,
         "results_dir": args.results_dir,
@@ -89,6 +97,8 @@ def parse_args(argv: list[str] | None = None) -> Settings:
     values = {key: value for key, value in overrides.items() if value is not None}
     values["offline"] = args.offline or os.environ.get("OFFLINE") == "1"
     values["grafana"] = not args.no_grafana
+    if args.no_overload:
+        values["overload"] = False
     try:
         return Settings.quick_pass(**values) if args.quick else Settings(**values)  # type: ignore[arg-type]
     except ValueError as error:
@@ -96,37 +106,39 @@ def parse_args(argv: list[str] | None = None) -> Settings:
         raise  # unreachable: parser.error exits
 
 
-def machine_facts() -> dict[str, object]:
-    facts: dict[str, object] = {"cpus": os.cpu_count(), "platform": platform.platform()}
+def memory_gib() -> float | None:
     try:
         meminfo = Path("/proc/meminfo").read_text()
         kib = int(next(line for line in meminfo.splitlines() if line.startswith("MemTotal")).split()[1])
-        facts["memory_gib"] = round(kib / 1024**2, 1)
     except (OSError, StopIteration, ValueError):
-        facts["memory_gib"] = None
-    return facts
+        return None
+    return round(kib / 1024**2, 1)
 
 
-def tool_facts() -> dict[str, object]:
-    """Docker, Compose and the commit; raises BenchError when Docker or Compose is missing."""
-    facts: dict[str, object] = {}
+def host_facts() -> Host:
+    """The machine, Docker, Compose and the commit; raises BenchError when Docker or Compose is missing."""
     try:
-        facts["docker"] = docker.from_env().version().get("Version")
+        docker_version = docker.from_env().version().get("Version")
     except docker.errors.DockerException as error:
         raise BenchError(f"cannot reach the Docker engine: {error}") from error
     compose = subprocess.run(["docker", "compose", "version"], capture_output=True, text=True, check=False)
     if compose.returncode != 0:
         raise BenchError("docker compose (the Compose v2 plugin) is not installed")
-    facts["compose"] = compose.stdout.strip()
     commit = subprocess.run(
         ["git", "rev-parse", "HEAD"], cwd=REPO, capture_output=True, text=True, check=False
     )
     dirty = subprocess.run(
         ["git", "status", "--porcelain"], cwd=REPO, capture_output=True, text=True, check=False
     )
-    facts["commit"] = commit.stdout.strip() or None
-    facts["dirty"] = bool(dirty.stdout.strip())
-    return facts
+    return Host(
+        cpus=os.cpu_count(),
+        platform=platform.platform(),
+        memory_gib=memory_gib(),
+        docker=str(docker_version) if docker_version else None,
+        compose=compose.stdout.strip(),
+        commit=commit.stdout.strip() or None,
+        dirty=bool(dirty.stdout.strip()),
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -152,15 +164,7 @@ def main(argv: list[str] | None = None) -> int:
     stamp = datetime.now(UTC).strftime("%Y-%m-%dT%H-%M-%SZ")
     json_path = settings.results_dir / f"{stamp}.json"
     plan = build_plan(settings)
-    sessions: list[dict[str, object]] = []
-    results: dict[str, object] = {
-        "started_at": now(),
-        "status": "running",
-        "error": None,
-        "settings": settings.as_dict(),
-        "plan": [spec.as_dict() for spec in plan],
-        "sessions": sessions,
-    }
+    results = Results(started_at=now(), settings=settings, plan=plan)
 
     def save() -> None:
         write(results, json_path)
@@ -169,19 +173,18 @@ def main(argv: list[str] | None = None) -> int:
     env_path = workdir / "bench.env"  # secrets: mode 600, removed at the end
     code = 0
     try:
-        results["host"] = machine_facts()
-        results["host"].update(tool_facts())  # type: ignore[union-attr]
+        results.host = host_facts()
         log(
-            f"plan: {len(plan)} stack sessions ({', '.join(spec.name for spec in plan)}), "
+            f"plan: {len(plan)} stack sessions ({' '.join(spec.short for spec in plan)}), "
             f"K={settings.tasks}; roughly {estimate_seconds(plan, settings) / 60:.0f} min on 2 cores"
         )
         prepared = prepare(settings, env_path, log)
-        results["images"] = prepared.images
-        results["with_grafana"] = prepared.with_grafana
+        results.images = prepared.images
+        results.with_grafana = prepared.with_grafana
         save()
         for spec in plan:
-            record: dict[str, object] = {}
-            sessions.append(record)
+            record = new_record(spec, settings, prepared)
+            results.sessions.append(record)
             run_session(
                 spec,
                 settings,
@@ -192,20 +195,20 @@ def main(argv: list[str] | None = None) -> int:
                 save,
                 log,
             )
-        results["status"] = "complete"
+        results.status = "complete"
     except Interrupted as error:
-        results["status"], results["error"], code = "interrupted", str(error), 130
+        results.status, results.error, code = "interrupted", str(error), 130
     except BenchError as error:
-        results["status"], results["error"], code = "failed", str(error), 1
+        results.status, results.error, code = "failed", str(error), 1
     except Exception as error:  # anything unexpected: still keep the partial results
-        results["status"], results["error"], code = "failed", f"{type(error).__name__}: {error}", 1
+        results.status, results.error, code = "failed", f"{type(error).__name__}: {error}", 1
     finally:
-        results["finished_at"] = now()
+        results.finished_at = now()
         markdown_path = write(results, json_path)
         shutil.rmtree(workdir, ignore_errors=True)  # the env file with the secrets
     print(markdown_path.read_text(), flush=True)
     if code:
-        print(f"bench: {results['status'].upper()}: {results['error']}", file=sys.stderr)  # type: ignore[union-attr]
+        print(f"bench: {results.status.upper()}: {results.error}", file=sys.stderr)
         print(f"partial results kept in {json_path} and {markdown_path}", file=sys.stderr)
     else:
         print(f"results: {json_path} and {markdown_path}")

@@ -1,28 +1,34 @@
-"""The benchmark's results: the summary of every figure over repetitions, the goals, the JSON file and
-the markdown table written next to it.
+"""The benchmark's results: the summary of every figure over repetitions, the goals, and the markdown
+written next to the JSON.
 
-summarise() and markdown() are pure functions of the results dict (the JSON document), so a partial
-or synthetic result set renders the same way; write() replaces both files atomically.
+summarise() and markdown() are pure functions of the Results record (bench/record.py), so a partial or
+synthetic result set renders the same way; write() stores the JSON (through record.write) and the
+markdown, each replaced atomically.
 """
 
 from __future__ import annotations
 
-import json
-import os
 import re
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
-from bench.stats import Spread, median, ratio, spread
+from bench import configs, record
+from bench.limits import overload_queued_timeout, read_float
+from bench.record import FigureSummary, Goal, Results, SessionRecord, Summary
+from bench.stats import Spread, median, ratio, scaling_efficiency, spread
 
-SCHEMA = "airflow-stack-bench/1"
-CONFIGS = ("tuned", "official", "direct")
 REPO = Path(__file__).resolve().parents[1]
+CONFIGS = configs.NAMES
 
-# Goals of issue 6, measured on a 2-core machine.
-THROUGHPUT_RATIO_GOAL = 1.5
-IDLE_MEMORY_GOAL_GIB = 2.0
+# Goals of issue 13 ("a benchmark of the work users run"), on a 2-core machine.
+EFFICIENCY_GOAL = 0.9  # I/O fan-out, 4 workers: throughput / (4 x throughput with 1)
+VS_COMPOSE_GOALS = {1: 1.0, 2: 1.0, 4: 1.8}  # I/O fan-out throughput, tuned / compose
+CPU_PER_TASK_GOAL = 0.25  # core-seconds per no-op task, all services, 1 worker
+IDLE_CPU_GOAL = 0.2  # cores, the whole stack idle
+IDLE_MEMORY_GOAL_GIB = 2.0  # the whole stack idle with one worker (issue 6 had it too)
+# Goals of issue 6.
+THROUGHPUT_RATIO_GOAL = 1.5  # no-op throughput, tuned / official, 1 and 2 workers
 FAILOVER_GOAL_SECONDS = 10.0
 # "Flat": 4 workers may add at most this many Postgres connections to 1 worker's through PgBouncer...
 FLAT_TOLERANCE = 2
@@ -31,7 +37,7 @@ RISE_MINIMUM = 3
 # Clients that reach Postgres without PgBouncer in every configuration: postgres-exporter.
 DIRECT_CLIENTS_ALLOWANCE = 2
 
-Session = Mapping[str, object]
+Get = Callable[[SessionRecord], float | None]
 
 
 def pgbouncer_max_db_connections(path: Path = REPO / "config" / "pgbouncer.ini") -> int | None:
@@ -40,93 +46,158 @@ def pgbouncer_max_db_connections(path: Path = REPO / "config" / "pgbouncer.ini")
 
 
 # --- figures ------------------------------------------------------------------------------------------
-def run_with_workers(session: Session, workers: int) -> Mapping[str, object] | None:
-    runs = session.get("runs") or []
-    assert isinstance(runs, list)
-    return next((r for r in runs if r.get("kind") == "mapped" and r.get("workers") == workers), None)
-
-
-def run_value(workers: int, key: str) -> Callable[[Session], float | None]:
-    def get(session: Session) -> float | None:
-        run = run_with_workers(session, workers)
-        return None if run is None else run["figures"].get(key)  # type: ignore[index]
+def noop_value(workers: int, name: str) -> Get:
+    def get(session: SessionRecord) -> float | None:
+        run = session.noop_run(workers)
+        return None if run is None else getattr(run.figures, name)
 
     return get
 
 
-def connections(workers: int) -> Callable[[Session], float | None]:
-    def get(session: Session) -> float | None:
-        run = run_with_workers(session, workers)
-        return None if run is None else run["connections"].get("max")  # type: ignore[index]
+def connections(workers: int) -> Get:
+    def get(session: SessionRecord) -> float | None:
+        run = session.noop_run(workers)
+        return None if run is None else run.connections.max
 
     return get
 
 
-def load_memory(workers: int) -> Callable[[Session], float | None]:
-    def get(session: Session) -> float | None:
-        run = run_with_workers(session, workers)
-        memory = None if run is None else run.get("memory_load")
-        return None if not memory else memory["total_gib"]  # type: ignore[index]
+def load_memory(workers: int) -> Get:
+    def get(session: SessionRecord) -> float | None:
+        run = session.noop_run(workers)
+        return None if run is None or run.memory_load is None else run.memory_load.total_gib
 
     return get
 
 
-def idle_memory(session: Session) -> float | None:
-    memory = session.get("idle_memory")
-    return None if not memory else memory["total_gib"]  # type: ignore[index]
-
-
-def first_trigger(session: Session) -> float | None:
-    runs = [r for r in session.get("runs") or [] if r.get("kind") == "mapped"]  # type: ignore[union-attr]
-    return runs[0]["figures"].get("trigger_to_first_start") if runs else None
-
-
-def failover_value(key: str) -> Callable[[Session], float | None]:
-    def get(session: Session) -> float | None:
-        failover = session.get("failover")
-        return None if not failover else (failover.get("figures") or {}).get(key)  # type: ignore[union-attr]
+def cpu_per_task(workers: int) -> Get:
+    def get(session: SessionRecord) -> float | None:
+        run = session.noop_run(workers)
+        return None if run is None or run.cpu is None else run.cpu.per_task_total
 
     return get
 
 
-def up_seconds(session: Session) -> float | None:
-    return session.get("up_seconds")  # type: ignore[return-value]
+def idle_memory(session: SessionRecord) -> float | None:
+    return None if session.idle is None else session.idle.memory.total_gib
+
+
+def idle_cpu(session: SessionRecord) -> float | None:
+    return None if session.idle is None or session.idle.cpu is None else session.idle.cpu.total_cores
+
+
+def first_trigger(session: SessionRecord) -> float | None:
+    return session.noop[0].figures.trigger_to_first_start if session.noop else None
+
+
+def up_seconds(session: SessionRecord) -> float | None:
+    return session.up_seconds
+
+
+def failover_value(name: str) -> Get:
+    def get(session: SessionRecord) -> float | None:
+        failover = session.failover
+        return None if failover is None or failover.figures is None else getattr(failover.figures, name)
+
+    return get
+
+
+def fanout_value(workers: int, name: str) -> Get:
+    def get(session: SessionRecord) -> float | None:
+        wave = session.fanout_run(workers)
+        return None if wave is None else getattr(wave.figures, name)
+
+    return get
+
+
+def fanout_efficiency(workers: int) -> Get:
+    """Within one session: that session's wave on N workers against its wave on 1."""
+
+    def get(session: SessionRecord) -> float | None:
+        return scaling_efficiency(
+            fanout_value(workers, "throughput")(session), fanout_value(1, "throughput")(session), workers
+        )
+
+    return get
+
+
+def overload_value(name: str) -> Get:
+    def get(session: SessionRecord) -> float | None:
+        wave = session.overload
+        if wave is None:
+            return None
+        if name == "requeued":
+            return None if wave.stuck is None else wave.stuck.task_instances
+        return getattr(wave.figures, name)
+
+    return get
 
 
 @dataclass(frozen=True)
 class Figure:
     key: str
+    group: str  # noop | fanout | overload | stack: the markdown table it goes in
     label: str
     unit: str
     better: str  # "higher" or "lower"
-    get: Callable[[Session], float | None]
+    get: Get
+
+
+def per_workers(
+    key: str,
+    group: str,
+    label: str,
+    unit: str,
+    better: str,
+    get: Callable[[int], Get],
+    workers: Sequence[int],
+) -> list[Figure]:
+    """One figure per worker count: key_w<N>, "label, N worker(s)"."""
+    return [
+        Figure(f"{key}_w{n}", group, f"{label}, {n} worker{'s' if n > 1 else ''}", unit, better, get(n))
+        for n in workers
+    ]
+
+
+def noop(name: str) -> Callable[[int], Get]:
+    return lambda workers: noop_value(workers, name)
+
+
+def fanout(name: str) -> Callable[[int], Get]:
+    return lambda workers: fanout_value(workers, name)
 
 
 FIGURES: list[Figure] = [
-    Figure("throughput_w1", "Throughput, 1 worker", "tasks/s", "higher", run_value(1, "throughput")),
-    Figure("throughput_w2", "Throughput, 2 workers", "tasks/s", "higher", run_value(2, "throughput")),
-    Figure("throughput_w4", "Throughput, 4 workers", "tasks/s", "higher", run_value(4, "throughput")),
-    Figure(
-        "latency_p50_w1",
-        "Start latency p50 (queued → running), 1 worker",
+    Figure("up_seconds", "stack", "`up` → all healthy (images cached)", "s", "lower", up_seconds),
+    Figure("idle_memory", "stack", "Memory, idle, 1 worker (all containers)", "GiB", "lower", idle_memory),
+    Figure("idle_cpu", "stack", "CPU, idle, 1 worker (all containers)", "cores", "lower", idle_cpu),
+    *per_workers("throughput", "noop", "Throughput", "tasks/s", "higher", noop("throughput"), (1, 2, 4)),
+    *per_workers(
+        "latency_p50",
+        "noop",
+        "Start latency p50 (queued → running)",
         "s",
         "lower",
-        run_value(1, "latency_p50"),
+        noop("latency_p50"),
+        (1, 2),
     ),
-    Figure("latency_p95_w1", "Start latency p95, 1 worker", "s", "lower", run_value(1, "latency_p95")),
-    Figure("latency_p50_w2", "Start latency p50, 2 workers", "s", "lower", run_value(2, "latency_p50")),
-    Figure("latency_p95_w2", "Start latency p95, 2 workers", "s", "lower", run_value(2, "latency_p95")),
-    Figure("up_seconds", "`up` → all healthy (images cached)", "s", "lower", up_seconds),
-    Figure("trigger_to_first_task", "Trigger → first task running", "s", "lower", first_trigger),
-    Figure("idle_memory", "Memory, idle, 1 worker (all containers)", "GiB", "lower", idle_memory),
-    Figure("load_memory_w1", "Memory under load, 1 worker", "GiB", "lower", load_memory(1)),
-    Figure("load_memory_w2", "Memory under load, 2 workers", "GiB", "lower", load_memory(2)),
-    Figure("load_memory_w4", "Memory under load, 4 workers", "GiB", "lower", load_memory(4)),
-    Figure("connections_w1", "Postgres server connections, 1 worker", "conn.", "lower", connections(1)),
-    Figure("connections_w2", "Postgres server connections, 2 workers", "conn.", "lower", connections(2)),
-    Figure("connections_w4", "Postgres server connections, 4 workers", "conn.", "lower", connections(4)),
+    *per_workers("latency_p95", "noop", "Start latency p95", "s", "lower", noop("latency_p95"), (1, 2)),
+    *per_workers(
+        "peak_concurrency",
+        "noop",
+        "Tasks running at once (peak)",
+        "tasks",
+        "higher",
+        noop("peak_concurrency"),
+        (1, 2),
+    ),
+    Figure("trigger_to_first_task", "noop", "Trigger → first task running", "s", "lower", first_trigger),
+    *per_workers(
+        "cpu_per_task", "noop", "CPU per task, all services", "core-s", "lower", cpu_per_task, (1, 2)
+    ),
     Figure(
         "failover_next_start",
+        "noop",
         "Failover: kill → next task start",
         "s",
         "lower",
@@ -134,135 +205,303 @@ FIGURES: list[Figure] = [
     ),
     Figure(
         "failover_survivor_queued",
+        "noop",
         "Failover: kill → first task queued by the survivor",
         "s",
         "lower",
         failover_value("survivor_queued_seconds"),
     ),
-    Figure(
-        "peak_concurrency_w1",
-        "Tasks running at once (peak), 1 worker",
+    *per_workers("load_memory", "noop", "Memory under load", "GiB", "lower", load_memory, (1, 2, 4)),
+    *per_workers(
+        "connections", "connections", "Postgres server connections", "conn.", "lower", connections, (1, 2, 4)
+    ),
+    *per_workers(
+        "fanout_throughput",
+        "fanout",
+        "Throughput over the wave",
+        "tasks/s",
+        "higher",
+        fanout("throughput"),
+        (1, 2, 4),
+    ),
+    *per_workers(
+        "fanout_peak",
+        "fanout",
+        "Tasks running at once (peak)",
         "tasks",
         "higher",
-        run_value(1, "peak_concurrency"),
+        fanout("peak_concurrency"),
+        (1, 2, 4),
+    ),
+    *per_workers(
+        "fanout_queue_wait_p95",
+        "fanout",
+        "Queue wait p95 (queued → running)",
+        "s",
+        "lower",
+        fanout("queue_wait_p95"),
+        (1, 2, 4),
+    ),
+    *per_workers(
+        "fanout_efficiency", "fanout", "Scaling efficiency", "ratio", "higher", fanout_efficiency, (2, 4)
+    ),
+    Figure("overload_failed", "overload", "Tasks failed", "tasks", "lower", overload_value("failed")),
+    Figure(
+        "overload_requeued",
+        "overload",
+        "Task instances re-queued as stuck in queued",
+        "tasks",
+        "lower",
+        overload_value("requeued"),
     ),
     Figure(
-        "peak_concurrency_w2",
-        "Tasks running at once (peak), 2 workers",
+        "overload_unfinished",
+        "overload",
+        "Tasks not ended in time",
         "tasks",
-        "higher",
-        run_value(2, "peak_concurrency"),
+        "lower",
+        overload_value("unfinished"),
+    ),
+    Figure(
+        "overload_seconds",
+        "overload",
+        "Wave: first run start → last run end",
+        "s",
+        "lower",
+        overload_value("wave_seconds"),
     ),
 ]
+FIGURE_KEYS = {figure.key: figure for figure in FIGURES}
 
 
-def sessions_of(results: Mapping[str, object], config: str) -> list[Session]:
-    sessions = results.get("sessions") or []
-    assert isinstance(sessions, list)
-    return [s for s in sessions if s.get("config") == config]
+def values_of(results: Results, config: str, get: Get) -> list[float | None]:
+    return [get(session) for session in results.sessions_of(config)]
 
 
-def figure_summary(results: Mapping[str, object]) -> dict[str, dict[str, object]]:
-    summary: dict[str, dict[str, object]] = {}
+def figure_summary(results: Results) -> dict[str, FigureSummary]:
+    summary: dict[str, FigureSummary] = {}
     for figure in FIGURES:
-        per_config: dict[str, Spread | None] = {
-            config: spread(figure.get(s) for s in sessions_of(results, config)) for config in CONFIGS
-        }
-        tuned, official = per_config["tuned"], per_config["official"]
-        summary[figure.key] = {
-            "label": figure.label,
-            "unit": figure.unit,
-            "better": figure.better,
-            **{config: (value.as_dict() if value else None) for config, value in per_config.items()},
-            "ratio_tuned_official": ratio(
-                tuned.median if tuned else None, official.median if official else None
-            ),
-        }
+        by_config = {config: spread(values_of(results, config, figure.get)) for config in CONFIGS}
+
+        def medians(config: str, by_config: dict[str, Spread | None] = by_config) -> float | None:
+            value = by_config[config]
+            return value.median if value else None
+
+        summary[figure.key] = FigureSummary(
+            label=figure.label,
+            unit=figure.unit,
+            better=figure.better,
+            by_config=by_config,
+            ratio_official=ratio(medians("tuned"), medians("official")),
+            ratio_compose=ratio(medians("tuned"), medians("compose")),
+        )
     return summary
 
 
-def service_memory(results: Mapping[str, object]) -> dict[str, dict[str, float | None]]:
-    """Median GiB per service: idle and under load (1 worker), tuned and official."""
-    columns: dict[str, Callable[[Session], Mapping[str, int] | None]] = {}
-    for config in ("tuned", "official"):
-        columns[f"{config}_idle"] = lambda s: (s.get("idle_memory") or {}).get("services")  # type: ignore[union-attr]
-        columns[f"{config}_load_w1"] = lambda s: (
-            (run_with_workers(s, 1) or {}).get("memory_load") or {}
-        ).get(  # type: ignore[union-attr]
-            "services"
-        )
+def by_service(
+    results: Results, columns: Mapping[str, tuple[str, Callable[[SessionRecord], Mapping[str, float] | None]]]
+) -> dict[str, dict[str, float | None]]:
+    """service -> column -> median over the sessions of the column's configuration."""
     table: dict[str, dict[str, float | None]] = {}
-    for column, get in columns.items():
-        config = column.split("_", 1)[0]
-        samples = [get(s) for s in sessions_of(results, config)]
+    for column, (config, get) in columns.items():
+        samples = [get(session) for session in results.sessions_of(config)]
         services = sorted({name for sample in samples if sample for name in sample})
         for service in services:
-            values = [sample[service] / 1024**3 for sample in samples if sample and service in sample]
+            values = [sample[service] for sample in samples if sample and service in sample]
             table.setdefault(service, {})[column] = median(values)
     return dict(sorted(table.items()))
 
 
+def service_memory(results: Results) -> dict[str, dict[str, float | None]]:
+    """Median GiB per service: idle and under load (1 worker), per configuration."""
+
+    def idle(session: SessionRecord) -> Mapping[str, float] | None:
+        return None if session.idle is None else gib(session.idle.memory.services)
+
+    def load(session: SessionRecord) -> Mapping[str, float] | None:
+        run = session.noop_run(1)
+        return None if run is None or run.memory_load is None else gib(run.memory_load.services)
+
+    columns = {f"{config}_idle": (config, idle) for config in CONFIGS}
+    columns |= {f"{config}_load_w1": (config, load) for config in CONFIGS}
+    return by_service(results, columns)
+
+
+def gib(services: Mapping[str, int]) -> dict[str, float]:
+    return {name: value / record.GIB for name, value in services.items()}
+
+
+def service_cpu_per_task(results: Results) -> dict[str, dict[str, float | None]]:
+    """Median core-seconds per no-op task per service, 1 worker, per configuration."""
+
+    def get(session: SessionRecord) -> Mapping[str, float] | None:
+        run = session.noop_run(1)
+        return None if run is None or run.cpu is None else run.cpu.per_task
+
+    return by_service(results, {config: (config, get) for config in CONFIGS})
+
+
+def service_idle_cores(results: Results) -> dict[str, dict[str, float | None]]:
+    def get(session: SessionRecord) -> Mapping[str, float] | None:
+        return None if session.idle is None or session.idle.cpu is None else session.idle.cpu.cores
+
+    return by_service(results, {config: (config, get) for config in CONFIGS})
+
+
 # --- goals --------------------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class Goal:
-    key: str
-    title: str
-    target: str
-    measured: str
-    met: bool | None  # None: not measured in this run
-    detail: str
-
-    def as_dict(self) -> dict[str, object]:
-        return asdict(self)
+def med(figures: Mapping[str, FigureSummary], key: str, config: str) -> float | None:
+    value = figures[key].by_config.get(config)
+    return None if value is None else value.median
 
 
-def med(summary: Mapping[str, Mapping[str, object]], key: str, config: str) -> float | None:
-    value = summary[key].get(config)
-    return None if value is None else float(value["median"])  # type: ignore[index]
+def not_measured(key: str, issue: int, title: str, target: str, why: str) -> Goal:
+    return Goal(key, issue, title, target, "n/a", None, f"not measured in this run ({why})")
 
 
-def ceiling_text(results: Mapping[str, object], config: str, workers: int) -> str | None:
-    for session in sessions_of(results, config):
-        for entry in session.get("ceilings") or []:  # type: ignore[union-attr]
-            if entry.get("workers") == workers:
-                return f"{entry['ceiling']} ({entry['limited_by']})"
+def ceiling_text(results: Results, config: str, workers: int, runs: int = 1) -> str | None:
+    for session in results.sessions_of(config):
+        found = session.ceiling(workers, runs)
+        if found is not None:
+            return f"{found.ceiling} ({found.limited_by})"
     return None
 
 
-def throughput_goal(results: Mapping[str, object], summary: Mapping, workers: int) -> Goal:
-    key = f"throughput_w{workers}"
-    title = f"Throughput ≥ {THROUGHPUT_RATIO_GOAL}x official, {workers} worker{'s' if workers > 1 else ''}"
-    target = f"≥ {THROUGHPUT_RATIO_GOAL:.1f}x"
-    tuned, official = med(summary, key, "tuned"), med(summary, key, "official")
-    if tuned is None or official is None or official == 0:
-        return Goal(key, title, target, "n/a", None, "not measured in this run")
-    factor = tuned / official
-    measured = f"{factor:.2f}x ({tuned:.2f} vs {official:.2f} tasks/s)"
-    if factor >= THROUGHPUT_RATIO_GOAL:
-        return Goal(key, title, target, measured, True, "")
-    needed = THROUGHPUT_RATIO_GOAL * official
-    peak_t = med(summary, f"peak_concurrency_w{workers}", "tuned")
-    peak_o = med(summary, f"peak_concurrency_w{workers}", "official")
-    detail = (
-        f"short by {THROUGHPUT_RATIO_GOAL - factor:.2f}x: tuned would need {needed:.2f} tasks/s "
-        f"({(needed / tuned - 1) * 100:.0f}% more). Limits: tasks of one run at once, tuned "
-        f"{ceiling_text(results, 'tuned', workers)} vs official {ceiling_text(results, 'official', workers)}"
-    )
-    if peak_t is not None and peak_o is not None:
-        detail += f"; peak seen {peak_t:g} vs {peak_o:g}"
-    return Goal(key, title, target, measured, False, detail + ".")
-
-
-def memory_goal(results: Mapping[str, object], summary: Mapping) -> Goal:
-    title = "Full stack idle memory, 1 worker"
-    target = f"< {IDLE_MEMORY_GOAL_GIB:.1f} GiB"
-    value = med(summary, "idle_memory", "tuned")
+def efficiency_goal(results: Results, figures: Mapping[str, FigureSummary]) -> Goal:
+    title, target = "I/O fan-out scaling efficiency, 4 workers", f"≥ {EFFICIENCY_GOAL:.2f}"
+    value = med(figures, "fanout_efficiency_w4", "tuned")
     if value is None:
-        return Goal("idle_memory", title, target, "n/a", None, "not measured in this run")
-    grafana = all(s.get("with_grafana") for s in sessions_of(results, "tuned"))
+        return not_measured(
+            "fanout_efficiency_w4", 13, title, target, "needs tuned fan-out waves on 1 and 4 workers"
+        )
+    one, four = med(figures, "fanout_throughput_w1", "tuned"), med(figures, "fanout_throughput_w4", "tuned")
+    measured = f"{value:.2f} ({four:.3f} vs 4 x {one:.3f} tasks/s)"
+    if value >= EFFICIENCY_GOAL:
+        return Goal("fanout_efficiency_w4", 13, title, target, measured, True, "")
+    peak = med(figures, "fanout_peak_w4", "tuned")
+    runs = results.settings.fanout_runs
+    needed = EFFICIENCY_GOAL * 4 * (one or 0.0)
+    detail = f"short by {EFFICIENCY_GOAL - value:.2f}: 4 workers would need {needed:.3f} tasks/s"
+    if peak is not None:
+        detail += f"; tasks at once: peak {peak:g} of a ceiling {ceiling_text(results, 'tuned', 4, runs)}"
+    wait = med(figures, "fanout_queue_wait_p95_w4", "tuned")
+    if wait is not None:
+        detail += f"; queue wait p95 {wait:.1f} s"
+    return Goal("fanout_efficiency_w4", 13, title, target, measured, False, detail + ".")
+
+
+def vs_compose_goal(results: Results, figures: Mapping[str, FigureSummary], workers: int) -> Goal:
+    key = f"fanout_vs_compose_w{workers}"
+    factor_goal = VS_COMPOSE_GOALS[workers]
+    title = f"I/O fan-out throughput vs the official compose, {workers} worker{'s' if workers > 1 else ''}"
+    target = f"≥ {factor_goal:.1f}x"
+    tuned = med(figures, f"fanout_throughput_w{workers}", "tuned")
+    compose = med(figures, f"fanout_throughput_w{workers}", "compose")
+    if tuned is None or not compose:
+        return not_measured(key, 13, title, target, "needs tuned and compose fan-out waves")
+    factor = tuned / compose
+    measured = f"{factor:.2f}x ({tuned:.3f} vs {compose:.3f} tasks/s)"
+    if factor >= factor_goal:
+        return Goal(key, 13, title, target, measured, True, "")
+    runs = results.settings.fanout_runs
+    detail = (
+        f"short by {factor_goal - factor:.2f}x: tuned would need {factor_goal * compose:.3f} tasks/s. "
+        f"Tasks at once: tuned {ceiling_text(results, 'tuned', workers, runs)} vs compose "
+        f"{ceiling_text(results, 'compose', workers, runs)}"
+    )
+    peaks = [med(figures, f"fanout_peak_w{workers}", config) for config in ("tuned", "compose")]
+    if None not in peaks:
+        detail += f"; peak seen {peaks[0]:g} vs {peaks[1]:g}"
+    return Goal(key, 13, title, target, measured, False, detail + ".")
+
+
+def overload_text(figures: Mapping[str, FigureSummary], config: str) -> str | None:
+    """`<config> F failed, R re-queued[, U not ended in time]`, or None without an overload run."""
+    failed = med(figures, "overload_failed", config)
+    if failed is None:
+        return None
+    requeued = number(med(figures, "overload_requeued", config), "tasks")
+    unfinished = med(figures, "overload_unfinished", config)
+    text = f"{config} {failed:g} failed, {requeued} re-queued"
+    return text + (f", {unfinished:g} not ended in time" if unfinished else "")
+
+
+def overload_goal(results: Results, figures: Mapping[str, FigureSummary]) -> Goal:
+    settings = results.settings
+    title = (
+        f"Overload ({settings.overload_tasks} tasks of {settings.overload_task_seconds} s on 1 worker): "
+        "nothing failed or re-queued"
+    )
+    target = "0 failed, 0 re-queued"
+    tuned = overload_text(figures, "tuned")
+    if tuned is None:
+        why = "skipped by --quick" if settings.quick else "needs a tuned overload run"
+        return not_measured("overload", 13, title, target, why)
+    others = [text for config in ("compose", "official") if (text := overload_text(figures, config))]
+    measured = "; ".join([tuned, *others])
+    values = [
+        med(figures, key, "tuned") for key in ("overload_failed", "overload_requeued", "overload_unfinished")
+    ]
+    met = all(not value for value in values)
+    note = (
+        f"task_queued_timeout {overload_queued_timeout():g} s in every configuration for this workload "
+        f"({configs.OVERLOAD})"
+    )
+    if met:
+        return Goal("overload", 13, title, target, measured, True, note + ".")
+    return Goal("overload", 13, title, target, measured, False, f"tuned lost or re-queued tasks; {note}.")
+
+
+def cpu_goal(results: Results, figures: Mapping[str, FigureSummary]) -> Goal:
+    title = "CPU per no-op task, all services, 1 worker"
+    target = f"≤ {CPU_PER_TASK_GOAL:.2f} core-s"
+    value = med(figures, "cpu_per_task_w1", "tuned")
+    if value is None:
+        return not_measured("cpu_per_task", 13, title, target, "needs a tuned no-op run after an idle window")
+    services = service_cpu_per_task(results)
+    top = sorted(((name, cols.get("tuned") or 0.0) for name, cols in services.items()), key=lambda x: -x[1])
+    biggest = f"biggest: {top[0][0]} {top[0][1]:.3f}" if top else ""
+    measured = f"{value:.3f} core-s" + (f" ({biggest})" if biggest else "")
+    compose = med(figures, "cpu_per_task_w1", "compose")
+    beside = f"compose {compose:.3f} core-s" if compose is not None else ""
+    if value <= CPU_PER_TASK_GOAL:
+        return Goal("cpu_per_task", 13, title, target, measured, True, beside)
+    over = value - CPU_PER_TASK_GOAL
+    largest = ", ".join(f"{name} {cores:.3f}" for name, cores in top[:3])
+    detail = f"over by {over:.3f} core-s ({over / CPU_PER_TASK_GOAL * 100:.0f}%); largest: {largest}"
+    return Goal(
+        "cpu_per_task", 13, title, target, measured, False, detail + (f"; {beside}" if beside else "") + "."
+    )
+
+
+def idle_cpu_goal(results: Results, figures: Mapping[str, FigureSummary]) -> Goal:
+    title = "Whole stack idle CPU, 1 worker"
+    target = f"≤ {IDLE_CPU_GOAL:.2f} cores"
+    value = med(figures, "idle_cpu", "tuned")
+    if value is None:
+        return not_measured("idle_cpu", 13, title, target, "needs a tuned session with an idle window")
+    measured = f"{value:.3f} cores"
+    if value <= IDLE_CPU_GOAL:
+        return Goal("idle_cpu", 13, title, target, measured, True, "")
+    services = service_idle_cores(results)
+    top = sorted(((name, cols.get("tuned") or 0.0) for name, cols in services.items()), key=lambda x: -x[1])[
+        :3
+    ]
+    detail = f"over by {value - IDLE_CPU_GOAL:.3f} cores; largest: " + ", ".join(
+        f"{name} {cores:.3f}" for name, cores in top
+    )
+    return Goal("idle_cpu", 13, title, target, measured, False, detail + ".")
+
+
+def memory_goal(results: Results, figures: Mapping[str, FigureSummary]) -> Goal:
+    title = "Whole stack idle memory, 1 worker"
+    target = f"≤ {IDLE_MEMORY_GOAL_GIB:.1f} GiB"
+    value = med(figures, "idle_memory", "tuned")
+    if value is None:
+        return not_measured("idle_memory", 13, title, target, "needs a tuned session")
+    grafana = all(s.with_grafana for s in results.sessions_of("tuned"))
     measured = f"{value:.2f} GiB" + ("" if grafana else " (without Grafana: no image here)")
-    if value < IDLE_MEMORY_GOAL_GIB:
-        return Goal("idle_memory", title, target, measured, True, "")
+    if value <= IDLE_MEMORY_GOAL_GIB:
+        return Goal("idle_memory", 13, title, target, measured, True, "")
     services = service_memory(results)
     top = sorted(
         ((name, cols.get("tuned_idle") or 0.0) for name, cols in services.items()), key=lambda x: -x[1]
@@ -270,24 +509,49 @@ def memory_goal(results: Mapping[str, object], summary: Mapping) -> Goal:
     over = value - IDLE_MEMORY_GOAL_GIB
     detail = (
         f"over by {over:.2f} GiB ({over / IDLE_MEMORY_GOAL_GIB * 100:.0f}%); largest services: "
-        + ", ".join(f"{name} {gib:.2f} GiB" for name, gib in top)
+        + ", ".join(f"{name} {size:.2f} GiB" for name, size in top)
     )
-    return Goal("idle_memory", title, target, measured, False, detail + ".")
+    return Goal("idle_memory", 13, title, target, measured, False, detail + ".")
 
 
-def connections_goal(results: Mapping[str, object], summary: Mapping) -> Goal:
+def throughput_goal(results: Results, figures: Mapping[str, FigureSummary], workers: int) -> Goal:
+    key = f"throughput_w{workers}"
+    title = (
+        f"No-op throughput ≥ {THROUGHPUT_RATIO_GOAL}x official, {workers} worker{'s' if workers > 1 else ''}"
+    )
+    target = f"≥ {THROUGHPUT_RATIO_GOAL:.1f}x"
+    tuned, official = med(figures, key, "tuned"), med(figures, key, "official")
+    if tuned is None or not official:
+        return not_measured(key, 6, title, target, "needs tuned and official sessions")
+    factor = tuned / official
+    measured = f"{factor:.2f}x ({tuned:.2f} vs {official:.2f} tasks/s)"
+    if factor >= THROUGHPUT_RATIO_GOAL:
+        return Goal(key, 6, title, target, measured, True, "")
+    needed = THROUGHPUT_RATIO_GOAL * official
+    peak_t = med(figures, f"peak_concurrency_w{workers}", "tuned")
+    peak_o = med(figures, f"peak_concurrency_w{workers}", "official")
+    detail = (
+        f"short by {THROUGHPUT_RATIO_GOAL - factor:.2f}x: tuned would need {needed:.2f} tasks/s "
+        f"({(needed / tuned - 1) * 100:.0f}% more). Limits: tasks of one run at once, tuned "
+        f"{ceiling_text(results, 'tuned', workers)} vs official {ceiling_text(results, 'official', workers)}"
+    )
+    if peak_t is not None and peak_o is not None:
+        detail += f"; peak seen {peak_t:g} vs {peak_o:g}"
+    return Goal(key, 6, title, target, measured, False, detail + ".")
+
+
+def connections_goal(results: Results, figures: Mapping[str, FigureSummary]) -> Goal:
     title = "Postgres connections flat 1 → 4 workers via PgBouncer, rising without"
     target = f"PgBouncer: +≤{FLAT_TOLERANCE}, within its pool; direct: +≥{RISE_MINIMUM}"
-    pgb = [med(summary, f"connections_w{n}", "tuned") for n in (1, 2, 4)]
-    direct = [med(summary, f"connections_w{n}", "direct") for n in (1, 2, 4)]
+    pgb = [med(figures, f"connections_w{n}", "tuned") for n in (1, 2, 4)]
+    direct = [med(figures, f"connections_w{n}", "direct") for n in (1, 2, 4)]
     if pgb[0] is None or pgb[2] is None or direct[0] is None or direct[2] is None:
-        settings = results.get("settings") or {}
         why = (
             "4 workers and direct-Postgres sessions are skipped by --quick"
-            if settings.get("quick")  # type: ignore[union-attr]
+            if results.settings.quick
             else "needs a tuned session with 4 workers and a direct-Postgres session"
         )
-        return Goal("connections", title, target, "n/a", None, f"not measured in this run ({why})")
+        return not_measured("connections", 6, title, target, why)
 
     def series(values: Sequence[float | None]) -> str:
         return " → ".join("?" if v is None else f"{v:g}" for v in values)
@@ -310,45 +574,58 @@ def connections_goal(results: Mapping[str, object], summary: Mapping) -> Goal:
     if rise_direct < RISE_MINIMUM:
         problems.append(f"without PgBouncer rose only by {rise_direct:g} (expected +{RISE_MINIMUM} or more)")
     return Goal(
-        "connections", title, target, measured, not problems, "; ".join(problems) + ("." if problems else "")
+        "connections",
+        6,
+        title,
+        target,
+        measured,
+        not problems,
+        "; ".join(problems) + ("." if problems else ""),
     )
 
 
-def failover_goal(results: Mapping[str, object], summary: Mapping) -> Goal:
+def failover_goal(results: Results, figures: Mapping[str, FigureSummary]) -> Goal:
     title = "Failover: kill a scheduler → next task starts"
     target = f"< {FAILOVER_GOAL_SECONDS:.0f} s"
-    value = med(summary, "failover_next_start", "tuned")
+    value = med(figures, "failover_next_start", "tuned")
     if value is None:
-        ran = any(s.get("failover") for s in sessions_of(results, "tuned"))
+        ran = any(s.failover for s in results.sessions_of("tuned"))
         why = "no task started after the kill in any run" if ran else "no failover run completed"
-        return Goal("failover", title, target, "n/a", None, f"not measured ({why})")
+        return Goal("failover", 6, title, target, "n/a", None, f"not measured ({why})")
     measured = f"{value:.1f} s"
     if value < FAILOVER_GOAL_SECONDS:
-        return Goal("failover", title, target, measured, True, "")
-    survivor = med(summary, "failover_survivor_queued", "tuned")
+        return Goal("failover", 6, title, target, measured, True, "")
+    survivor = med(figures, "failover_survivor_queued", "tuned")
     detail = f"over by {value - FAILOVER_GOAL_SECONDS:.1f} s"
     if survivor is not None:
         detail += f"; the surviving scheduler queued its first task {survivor:.1f} s after the kill"
-    return Goal("failover", title, target, measured, False, detail + ".")
+    return Goal("failover", 6, title, target, measured, False, detail + ".")
 
 
-def goals(results: Mapping[str, object], summary: Mapping) -> list[Goal]:
+def goals(results: Results, figures: Mapping[str, FigureSummary]) -> list[Goal]:
     return [
-        throughput_goal(results, summary, 1),
-        throughput_goal(results, summary, 2),
-        memory_goal(results, summary),
-        connections_goal(results, summary),
-        failover_goal(results, summary),
+        efficiency_goal(results, figures),
+        *(vs_compose_goal(results, figures, n) for n in (1, 2, 4)),
+        overload_goal(results, figures),
+        cpu_goal(results, figures),
+        idle_cpu_goal(results, figures),
+        memory_goal(results, figures),
+        throughput_goal(results, figures, 1),
+        throughput_goal(results, figures, 2),
+        connections_goal(results, figures),
+        failover_goal(results, figures),
     ]
 
 
-def summarise(results: Mapping[str, object]) -> dict[str, object]:
+def summarise(results: Results) -> Summary:
     figures = figure_summary(results)
-    return {
-        "figures": figures,
-        "goals": [goal.as_dict() for goal in goals(results, figures)],
-        "memory_by_service_gib": service_memory(results),
-    }
+    return Summary(
+        figures=figures,
+        goals=goals(results, figures),
+        memory_by_service_gib=service_memory(results),
+        cpu_per_task_by_service=service_cpu_per_task(results),
+        idle_cores_by_service=service_idle_cores(results),
+    )
 
 
 # --- rendering ----------------------------------------------------------------------------------------
@@ -359,19 +636,25 @@ def number(value: float | None, unit: str) -> str:
         return f"{value:g}"
     if unit == "s" and abs(value) >= 10:
         return f"{value:.1f}"
+    if unit in ("core-s", "cores", "tasks/s") and abs(value) < 1:
+        return f"{value:.3f}"
     return f"{value:.2f}"
 
 
-def cell(value: Mapping[str, float] | None, unit: str) -> str:
-    if not value:
+def cell(value: Spread | None, unit: str) -> str:
+    if value is None:
         return "n/a"
-    text = number(value["median"], unit)
-    if value["n"] > 1:
-        text += f" ({number(value['min'], unit)}-{number(value['max'], unit)})"
+    text = number(value.median, unit)
+    if value.n > 1:
+        text += f" ({number(value.min, unit)}-{number(value.max, unit)})"
     return text
 
 
-def row(*cells: str) -> str:
+def factor(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.2f}x"
+
+
+def row(*cells: object) -> str:
     """A markdown table row; a | inside a cell would split it."""
     return "| " + " | ".join(str(c).replace("|", "/").replace("\n", " ") for c in cells) + " |"
 
@@ -380,125 +663,253 @@ def met_text(met: bool | None) -> str:
     return {True: "yes", False: "**no**", None: "not measured"}[met]
 
 
-def markdown(results: Mapping[str, object]) -> str:
-    summary = results.get("summary") or summarise(results)
-    assert isinstance(summary, Mapping)
-    figures: Mapping[str, Mapping] = summary["figures"]
-    settings: Mapping = results.get("settings") or {}
-    host: Mapping = results.get("host") or {}
+def present_configs(figures: Iterable[FigureSummary]) -> list[str]:
+    listed = list(figures)
+    return [config for config in CONFIGS if any(f.by_config.get(config) for f in listed)]
+
+
+def figure_table(summary: Summary, group: str) -> list[str]:
+    chosen = [
+        (f.key, summary.figures[f.key]) for f in FIGURES if f.group == group and f.key in summary.figures
+    ]
+    chosen = [(key, f) for key, f in chosen if any(f.by_config.values())]
+    if not chosen:
+        return ["No figures in this run."]
+    columns = present_configs(f for _, f in chosen)
     lines = [
-        f"# Benchmark: tuned configuration vs Airflow's official defaults ({results.get('started_at', '?')})",
-        "",
+        row("figure", "unit", "better", *columns, "tuned / official", "tuned / compose"),
+        "|" + "---|" * (len(columns) + 5),
     ]
-    status = results.get("status", "?")
-    lines.append(f"**Status: {status}**" + (f": {results['error']}" if results.get("error") else ""))
-    images = "offline kit" if settings.get("offline") else "official"
-    lines += [
-        "",
-        f"Machine: {host.get('cpus', '?')} CPUs, {host.get('memory_gib', '?')} GiB, "
-        f"Docker {host.get('docker', '?')}, {host.get('compose', '?')}; images: {images}. "
-        f"Workload: {settings.get('tasks', '?')} mapped no-op tasks per run "
-        f"({settings.get('failover_tasks', '?')} in the failover run), {settings.get('repetitions', '?')} "
-        "repetition(s), tuned and official interleaved"
-        + (", quick pass" if settings.get("quick") else "")
-        + ". Figures: median over repetitions, (min-max) where more than one.",
-        "",
-        "## Goals",
-        "",
-        "| goal | target | measured | met | by how much / what limits it |",
-        "|---|---|---|---|---|",
-    ]
-    for goal in summary["goals"]:
-        lines.append(
-            row(goal["title"], goal["target"], goal["measured"], met_text(goal["met"]), goal["detail"])
-        )
-    lines += [
-        "",
-        "## Figures",
-        "",
-        "| figure | unit | better | tuned | official | tuned / official |",
-        "|---|---|---|---|---|---|",
-    ]
-    for key, figure in figures.items():
-        if not figure.get("tuned") and not figure.get("official"):
-            continue
-        if key.startswith("connections_"):
-            continue  # in the connections table below
-        factor = figure.get("ratio_tuned_official")
-        unit = figure["unit"]
+    for _, figure in chosen:
         lines.append(
             row(
-                figure["label"],
-                unit,
-                figure["better"],
-                cell(figure.get("tuned"), unit),
-                cell(figure.get("official"), unit),
-                "n/a" if factor is None else f"{factor:.2f}x",
+                figure.label,
+                figure.unit,
+                figure.better,
+                *(cell(figure.by_config.get(config), figure.unit) for config in columns),
+                factor(figure.ratio_official),
+                factor(figure.ratio_compose),
             )
         )
+    return lines
+
+
+def service_table(
+    table: Mapping[str, Mapping[str, float | None]], columns: Sequence[str], unit: str, total: bool
+) -> list[str]:
+    present = [c for c in columns if any(values.get(c) is not None for values in table.values())]
+    if not present:
+        return ["Not measured in this run."]
+    lines = [row("service", *present), "|" + "---|" * (len(present) + 1)]
+    for service, values in table.items():
+        lines.append(row(service, *(number(values.get(c), unit) for c in present)))
+    if total:
+        sums = [sum(v.get(c) or 0.0 for v in table.values()) for c in present]
+        lines.append(row("**all services**", *(f"**{number(s, unit)}**" for s in sums)))
+    return lines
+
+
+def biggest_consumers(table: Mapping[str, Mapping[str, float | None]]) -> dict[str, str]:
+    """configuration -> the service with the largest value in its column."""
+    biggest = {}
+    for config in CONFIGS:
+        column = {
+            service: values[config] for service, values in table.items() if values.get(config) is not None
+        }
+        if column:
+            biggest[config] = max(column, key=lambda service: column[service] or 0.0)
+    return biggest
+
+
+def overload_table(results: Results) -> list[str]:
+    lines = [
+        row(
+            "session",
+            "tasks",
+            "succeeded",
+            "failed",
+            "not ended",
+            "re-queued (times)",
+            "tries exceeded",
+            "wave (s)",
+            "default_pool",
+            "stuck check every (s)",
+        ),
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    found = False
+    for session in results.sessions:
+        wave = session.overload
+        if wave is None:
+            continue
+        found = True
+        figures, stuck = wave.figures, wave.stuck
+        lines.append(
+            row(
+                f"{session.config} #{session.repetition}",
+                figures.tasks,
+                figures.succeeded,
+                figures.failed,
+                figures.unfinished,
+                f"{stuck.task_instances} ({stuck.events})" if stuck else "n/a",
+                stuck.tries_exceeded if stuck else "n/a",
+                number(figures.wave_seconds, "s"),
+                "n/a" if wave.pool_slots is None else wave.pool_slots,
+                f"{read_float(session.config, 'scheduler', 'task_queued_timeout_check_interval'):g}",
+            )
+        )
+    return (
+        lines
+        if found
+        else ["Not run in this run" + (" (--quick skips it)." if results.settings.quick else ".")]
+    )
+
+
+def header(results: Results) -> list[str]:
+    settings, host = results.settings, results.host
+    images = "offline kit" if settings.offline else "official"
+    machine = (
+        f"{host.cpus} CPUs, {host.memory_gib} GiB, Docker {host.docker}, {host.compose}" if host else "?"
+    )
+    fanout = ", ".join(f"{settings.fanout_tasks(n)} tasks on {n}" for n in settings.fanout_workers)
+    configurations = "; ".join(f"**{c.name}** ({c.letter}): {c.summary}" for c in configs.CONFIGURATIONS)
+    sessions = " ".join(spec.short for spec in results.plan) + (" (quick pass)" if settings.quick else "")
+    workloads = [
+        f"no-op, {settings.tasks} mapped tasks per run ({settings.failover_tasks} in the failover run)",
+        f"I/O fan-out, {settings.fanout_runs} concurrent runs of tasks sleeping "
+        f"{settings.fanout_min_seconds}-{settings.fanout_max_seconds} s ({fanout} worker(s))",
+    ]
+    if settings.overload:
+        workloads.append(
+            f"overload, {settings.overload_tasks} tasks of {settings.overload_task_seconds} s in "
+            f"{settings.overload_runs} runs on 1 worker, with [scheduler] task_queued_timeout overridden "
+            f"to {overload_queued_timeout():g} s in every configuration for this workload "
+            f"({configs.OVERLOAD}; the stack's own is "
+            f"{read_float('tuned', 'scheduler', 'task_queued_timeout'):g} s, Airflow's default "
+            f"{read_float('official', 'scheduler', 'task_queued_timeout'):g} s)"
+        )
+    status = f"**Status: {results.status}**" + (f": {results.error}" if results.error else "")
+    return [
+        f"# Benchmark: this stack against Airflow's defaults and the official compose ({results.started_at})",
+        "",
+        status,
+        "",
+        f"Machine: {machine}; images: {images}. "
+        "Figures: median over repetitions, (min-max) where more than one.",
+        "",
+        f"Configurations: {configurations}. Sessions: {sessions}.",
+        "",
+        "Workloads: " + "; ".join(workloads) + ".",
+    ]
+
+
+SECTIONS = [
+    (
+        "I/O fan-out",
+        "fanout",
+        "Throughput = mapped tasks / (last run end - first run start); peak from the tasks' start and end "
+        "times; queue wait = start - queued; efficiency = throughput with N / (N x throughput with 1), "
+        "within a session.",
+    ),
+    (
+        "Overload",
+        "overload",
+        "Tasks failed, and task instances the scheduler re-queued as stuck in queued "
+        "(`log` event 'stuck in queued reschedule').",
+    ),
+    ("No-op workload", "noop", ""),
+    ("Stack", "stack", ""),
+]
+
+
+def connections_table(summary: Summary) -> list[str]:
+    columns = {
+        "tuned": "tuned, through PgBouncer",
+        "official": "official, through PgBouncer",
+        "compose": "compose, straight to Postgres",
+        "direct": "direct: tuned, straight to Postgres",
+    }
+    lines = [row("workers", *columns.values()), "|---|---|---|---|---|"]
+    for workers in (1, 2, 4):
+        figure = summary.figures[f"connections_w{workers}"]
+        lines.append(row(workers, *(cell(figure.by_config.get(c), "conn.") for c in columns)))
+    return lines
+
+
+def session_problems(session: SessionRecord) -> list[str]:
+    problems = [p for run in session.noop for p in run.problems]
+    problems += [p for wave in session.fanout for p in wave.problems]
+    problems += session.overload.problems if session.overload else []
+    problems += session.failover.problems if session.failover else []
+    problems += [f"CPU: {p}" for run in session.noop if run.cpu for p in run.cpu.problems]
+    return problems + ([f"error: {session.error}"] if session.error else [])
+
+
+def sessions_table(results: Results) -> list[str]:
+    lines = [
+        "| # | session | started | up → healthy (s) | runs | problems / error |",
+        "|---|---|---|---|---|---|",
+    ]
+    for index, session in enumerate(results.sessions, start=1):
+        runs = [f"{len(session.noop)} no-op"]
+        runs += [f"{len(session.fanout)} fan-out"] if session.fanout else []
+        runs += ["failover"] if session.failover else []
+        runs += ["overload"] if session.overload else []
+        lines.append(
+            row(
+                index,
+                f"{session.config} #{session.repetition}",
+                session.started_at,
+                number(session.up_seconds, "s"),
+                " + ".join(runs),
+                "; ".join(session_problems(session))[:400],
+            )
+        )
+    return lines
+
+
+def markdown(results: Results) -> str:
+    summary = results.summary or summarise(results)
+    lines = [*header(results), "", "## Goals", ""]
+    lines += [
+        "| issue | goal | target | measured | met | by how much / what limits it |",
+        "|---|---|---|---|---|---|",
+    ]
+    for goal in summary.goals:
+        lines.append(
+            row(f"#{goal.issue}", goal.title, goal.target, goal.measured, met_text(goal.met), goal.detail)
+        )
+    for title, group, note in SECTIONS:
+        lines += ["", f"## {title}", "", *([note, ""] if note else []), *figure_table(summary, group)]
+        if group == "overload":
+            lines += ["", *overload_table(results)]
     lines += [
         "",
-        "## Postgres server connections under load (max of one sample per second)",
+        "## CPU per no-op task by service (core-seconds, 1 worker, idle rate subtracted; median)",
         "",
-        "| workers | tuned, through PgBouncer | official, through PgBouncer | tuned, straight to Postgres |",
-        "|---|---|---|---|",
     ]
-    for workers in (1, 2, 4):
-        figure = figures[f"connections_w{workers}"]
-        lines.append(
-            f"| {workers} | {cell(figure.get('tuned'), 'conn.')} | {cell(figure.get('official'), 'conn.')} "
-            f"| {cell(figure.get('direct'), 'conn.')} |"
-        )
-    memory = summary.get("memory_by_service_gib") or {}
-    if memory:
+    lines += service_table(summary.cpu_per_task_by_service, CONFIGS, "core-s", total=True)
+    lines += ["", "## Idle CPU by service (cores, 1 worker; median)", ""]
+    lines += service_table(summary.idle_cores_by_service, CONFIGS, "cores", total=True)
+    lines += ["", "## Postgres server connections under load (max of one sample per second)", ""]
+    lines += connections_table(summary)
+    if summary.memory_by_service_gib:
+        columns = [f"{c}_{kind}" for kind in ("idle", "load_w1") for c in CONFIGS]
         lines += [
             "",
-            "## Memory by service (GiB, median; all replicas of a service together)",
+            "## Memory by service (GiB, median; all replicas together; load: no-op run, 1 worker)",
             "",
-            row("service", "tuned idle", "official idle", "tuned load, 1 worker", "official load, 1 worker"),
-            "|---|---|---|---|---|",
         ]
-        columns = ("tuned_idle", "official_idle", "tuned_load_w1", "official_load_w1")
-        for service, values in memory.items():
-            lines.append(f"| {service} | " + " | ".join(number(values.get(c), "GiB") for c in columns) + " |")
-    sessions = results.get("sessions") or []
-    assert isinstance(sessions, list)
-    if sessions:
-        lines += [
-            "",
-            "## Sessions",
-            "",
-            "| # | session | started | up → healthy (s) | runs | error |",
-            "|---|---|---|---|---|---|",
-        ]
-        for index, session in enumerate(sessions, start=1):
-            runs = [r for r in session.get("runs") or [] if r.get("kind") == "mapped"]
-            error = str(session.get("error") or "").replace("\n", " ").replace("|", "/")[:300]
-            lines.append(
-                row(
-                    str(index),
-                    f"{session.get('config')} #{session.get('repetition')}",
-                    str(session.get("started_at", "")),
-                    number(session.get("up_seconds"), "s"),  # type: ignore[arg-type]
-                    f"{len(runs)} mapped" + (" + failover" if session.get("failover") else ""),
-                    error,
-                )
-            )
+        lines += service_table(summary.memory_by_service_gib, columns, "GiB", total=False)
+    if results.sessions:
+        lines += ["", "## Sessions", "", *sessions_table(results)]
     return "\n".join(lines) + "\n"
 
 
-def atomic_write(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(path.name + ".tmp")
-    temporary.write_text(text, encoding="utf-8")
-    os.replace(temporary, path)
-
-
-def write(results: dict[str, object], json_path: Path) -> Path:
+def write(results: Results, json_path: Path) -> Path:
     """Summarise, then write the JSON and the markdown next to it (same name, .md); the markdown path."""
-    results["schema"] = SCHEMA
-    results["summary"] = summarise(results)
-    atomic_write(json_path, json.dumps(results, indent=2, sort_keys=False) + "\n")
+    results.summary = summarise(results)
+    record.write(results, json_path)
     markdown_path = json_path.with_suffix(".md")
-    atomic_write(markdown_path, markdown(results))
+    record.atomic_write(markdown_path, markdown(results))
     return markdown_path

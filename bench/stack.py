@@ -25,26 +25,22 @@ import docker
 import docker.errors
 from docker.models.containers import Container
 
+from bench import configs
 from bench.errors import BenchError
-from bench.measure import MemorySnapshot, memory_snapshot, memory_used
+from bench.measure import CpuSample, cpu_usage_ns, memory_snapshot, memory_used
+from bench.record import MemorySnapshot
 from scripts.generate_env import render
 
 REPO = Path(__file__).resolve().parents[1]
 PROJECT = "airflow-bench"
-BASE_FILE = "docker-compose.yml"
-# Per configuration, the compose files after docker-compose.yml (relative to the repository root).
-OVERRIDES: dict[str, tuple[str, ...]] = {
-    "tuned": ("bench/bench.override.yml",),
-    "official": ("bench/bench.override.yml", "bench/official-defaults.override.yml"),
-    "direct": ("bench/bench.override.yml", "bench/direct-postgres.override.yml"),
-}
+BASE_FILE = configs.BASE_FILE
 # Host ports of a benchmark stack: apart from `make up` (8080 ...) and the tests' (18080 ...).
 PORTS = {"AIRFLOW_API_PORT": "28080", "FLOWER_PORT": "25555", "GRAFANA_PORT": "23000"}
 # Values the benchmark sets in its env file, whatever .env.example says.
 ENV_SETTINGS = {
     # Teardown must not wait 10 minutes for a worker's warm shutdown (the failover run may leave tasks).
     "AIRFLOW_WORKER_STOP_GRACE_PERIOD": "30s",
-    # The benchmark DAG has no callbacks; nothing is sent anywhere.
+    # The benchmark DAGs have no callbacks; nothing is sent anywhere.
     "ALERT_WEBHOOK_URL": "",
 }
 OFFLINE_IMAGES_FILE = REPO / "offline" / "images.env"
@@ -55,10 +51,9 @@ PSQL += ["--tuples-only", "--no-align", "--field-separator=\t"]
 
 
 # --- pure parts -----------------------------------------------------------------------------------
-def compose_files(config: str) -> list[str]:
-    if config not in OVERRIDES:
-        raise ValueError(f"unknown configuration {config!r}; known: {', '.join(OVERRIDES)}")
-    return [BASE_FILE, *OVERRIDES[config]]
+def compose_files(config: str, extra: Sequence[str] = ()) -> list[str]:
+    """docker-compose.yml, the configuration's overrides (bench/configs.py), then `extra` (the overload's)."""
+    return [*configs.get(config).files, *extra]
 
 
 def assignments(text: str) -> dict[str, str]:
@@ -122,9 +117,11 @@ def offline_images(caller: Mapping[str, str], offline: bool) -> dict[str, str]:
     return assignments(OFFLINE_IMAGES_FILE.read_text())
 
 
-def compose_command(config: str, env_file: Path, *args: str, project: str = PROJECT) -> list[str]:
+def compose_command(
+    config: str, env_file: Path, *args: str, extra_files: Sequence[str] = (), project: str = PROJECT
+) -> list[str]:
     command = ["docker", "compose", "--project-name", project, "--project-directory", str(REPO)]
-    for name in compose_files(config):
+    for name in compose_files(config, extra_files):
         command += ["--file", str(REPO / name)]
     return [*command, "--env-file", str(env_file), *args]
 
@@ -168,6 +165,7 @@ class BenchStack:
     env_file: Path
     environment: dict[str, str]
     log: Callable[[str], None] = print
+    extra_files: tuple[str, ...] = ()  # compose files added mid-session (the overload's override)
     env: dict[str, str] = field(init=False)
     _postgres_id: str | None = field(init=False, default=None)
 
@@ -176,7 +174,7 @@ class BenchStack:
 
     # --- compose ----------------------------------------------------------------------------------
     def compose(self, *args: str, timeout: float = 900, check: bool = True) -> str:
-        command = compose_command(self.config, self.env_file, *args)
+        command = compose_command(self.config, self.env_file, *args, extra_files=self.extra_files)
         try:
             result = subprocess.run(
                 command,
@@ -222,6 +220,16 @@ class BenchStack:
         running = len(self.containers("airflow-worker"))
         if running != count:
             raise BenchError(f"asked for {count} workers, {running} are running")
+        return took
+
+    def reconfigure(self, workers: int, extra_files: Sequence[str], timeout: float) -> float:
+        """Add compose files and `up` again with `workers` workers: compose recreates the services whose
+        configuration changed (and starts any that were stopped, like a killed scheduler)."""
+        self.extra_files = tuple(extra_files)
+        took = self._up_and_wait(timeout, "--scale", f"airflow-worker={workers}")
+        running = len(self.containers("airflow-worker"))
+        if running != workers:
+            raise BenchError(f"asked for {workers} workers, {running} are running")
         return took
 
     def down(self) -> None:
@@ -296,26 +304,40 @@ class BenchStack:
             raise BenchError(f"psql exited {exit_code}: {problem[:500]}\nquery: {query}")
         return [line.split("\t") for line in text.splitlines() if line]
 
-    def memory(self) -> MemorySnapshot:
-        """One `docker stats` sample of each running container (in parallel), summed per service."""
+    def stats(self) -> list[tuple[str, str, float, dict]]:
+        """One `docker stats` sample of each running long-lived container, read in parallel:
+        (container id, service, Unix time of the reading, the stats document)."""
         targets = [
-            (c.id, c.labels.get("com.docker.compose.service", c.name))
+            (str(c.id), c.labels.get("com.docker.compose.service", c.name))
             for c in self.containers()
             if c.labels.get("com.docker.compose.service") not in ONE_SHOT
         ]
-
         api = docker_client().api  # one client for the pool: read-only GETs share it safely
 
-        def sample(target: tuple[str, str]) -> tuple[str, int]:
+        def sample(target: tuple[str, str]) -> tuple[str, str, float, dict]:
             container_id, service = target
+            began = time.time()
             try:
                 stats = api.stats(container_id, stream=False, one_shot=True)
             except docker.errors.InvalidVersion:  # API < 1.41: no one-shot, a normal (slower) sample
                 stats = api.stats(container_id, stream=False)
-            return service, memory_used(stats)
+            return container_id, service, (began + time.time()) / 2, stats
 
         with ThreadPoolExecutor(max_workers=6) as pool:
-            return memory_snapshot(pool.map(sample, targets))
+            return list(pool.map(sample, targets))
+
+    def memory(self) -> MemorySnapshot:
+        """Memory as `docker stats` shows it, summed per service."""
+        return memory_snapshot((service, memory_used(stats)) for _, service, _, stats in self.stats())
+
+    def cpu(self) -> list[CpuSample]:
+        """Each container's CPU time so far (Docker's cpu_stats.cpu_usage.total_usage)."""
+        samples = []
+        for container_id, service, at, stats in self.stats():
+            usage = cpu_usage_ns(stats)
+            if usage is not None:
+                samples.append(CpuSample(container_id, service, usage, at))
+        return samples
 
     def image_ids(self, images: Sequence[str]) -> dict[str, str]:
         ids = {}

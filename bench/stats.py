@@ -75,3 +75,10 @@ def peak_overlap(intervals: Iterable[tuple[float, float]]) -> int:
         current += step
         peak = max(peak, current)
     return peak
+
+
+def scaling_efficiency(throughput_n: float | None, throughput_1: float | None, workers: int) -> float | None:
+    """throughput with N workers / (N x throughput with 1): 1.0 when N workers do N times the work."""
+    if throughput_n is None or throughput_1 is None or throughput_1 <= 0 or workers < 1:
+        return None
+    return throughput_n / (workers * throughput_1)

@@ -1,6 +1,6 @@
 """Benchmark DAG: `count` mapped no-op tasks, for bench/ (not an example to copy).
 
-Mounted read-only as the only file of the dags folder of a benchmark stack
+Mounted read-only in the dags folder of a benchmark stack, next to bench_sleep.py
 (bench/bench.override.yml), so the user's dags/ is neither read nor touched.
 Shape: one `plan` task returns range(count); `noop` is mapped over it and does nothing, so
 each mapped task measures only what the platform costs per task: scheduling, Celery, a task
