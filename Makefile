@@ -105,7 +105,7 @@ lint: $(VENV)/.installed ## ruff (lint and format check) and shellcheck
 	@command -v shellcheck >/dev/null || { echo "shellcheck is not installed (apt-get install shellcheck)"; exit 1; }
 	@shellcheck $(SHELL_SCRIPTS) && echo "shellcheck: all clean"
 
-bench: $(VENV)/.installed build-inputs ## Benchmark tuned vs official defaults (~40 min; BENCH_ARGS=--quick ~10 min)
+bench: $(VENV)/.installed build-inputs ## Benchmark: tuned, Airflow defaults, the official compose (~75 min; BENCH_ARGS=--quick ~12 min)
 	@$(VENV)/bin/python -m bench $(BENCH_ARGS)
 
 backup: ## Back up the metadata and demo databases into backups/ (retention: BACKUP_RETENTION_DAYS in .env)
