@@ -2,8 +2,10 @@
 
 Each configuration is docker-compose.yml plus override files (bench/*.override.yml), an airflow.cfg,
 and a topology: how many schedulers, whether Airflow's connections go through PgBouncer, whether the
-worker-capacity service sizes default_pool to the live workers. tests/unit/test_bench.py resolves
-each one with `docker compose config` and checks that the compose files really give that topology.
+worker-capacity service sizes default_pool to the live workers. configuration() derives the
+airflow.cfg and the topology from the override files, the one place that says what each file does;
+tests/unit/test_bench.py resolves each configuration with `docker compose config` and checks that the
+compose files really give that topology.
 
 - tuned:    this stack as shipped: config/airflow.cfg, two schedulers, PgBouncer, worker-capacity.
 - official: Airflow's defaults (bench/official-airflow.cfg) on this stack's topology: the ratio
@@ -24,6 +26,8 @@ BENCH_DAGS = "bench/bench.override.yml"
 OFFICIAL_DEFAULTS = "bench/official-defaults.override.yml"
 DIRECT_POSTGRES = "bench/direct-postgres.override.yml"
 ONE_SCHEDULER = "bench/one-scheduler.override.yml"
+TUNED_CFG = "config/airflow.cfg"
+OFFICIAL_CFG = "bench/official-airflow.cfg"
 # Not a configuration: added on top of any of them for the overload workload only (a short
 # [scheduler] task_queued_timeout, so that the workload fits the time budget).
 OVERLOAD = "bench/overload.override.yml"
@@ -59,46 +63,39 @@ class Configuration:
         return self.schedulers >= 2
 
 
+def configuration(name: str, letter: str, summary: str, *overrides: str) -> Configuration:
+    """The benchmark's DAGs, then `overrides`; the airflow.cfg and topology are what those files do."""
+    defaults = OFFICIAL_DEFAULTS in overrides  # official-airflow.cfg everywhere, no worker-capacity
+    return Configuration(
+        name=name,
+        letter=letter,
+        summary=summary,
+        overrides=(BENCH_DAGS, *overrides),
+        airflow_cfg=OFFICIAL_CFG if defaults else TUNED_CFG,
+        schedulers=1 if ONE_SCHEDULER in overrides else 2,
+        pgbouncer=DIRECT_POSTGRES not in overrides,
+        pool_follows_workers=not defaults,
+    )
+
+
 CONFIGURATIONS: tuple[Configuration, ...] = (
-    Configuration(
-        name="tuned",
-        letter="A",
-        summary="this stack: config/airflow.cfg, 2 schedulers, PgBouncer, worker-capacity",
-        overrides=(BENCH_DAGS,),
-        airflow_cfg="config/airflow.cfg",
-        schedulers=2,
-        pgbouncer=True,
-        pool_follows_workers=True,
+    configuration("tuned", "A", "this stack: config/airflow.cfg, 2 schedulers, PgBouncer, worker-capacity"),
+    configuration(
+        "official",
+        "B",
+        "Airflow's defaults on this stack's topology: 2 schedulers, PgBouncer",
+        OFFICIAL_DEFAULTS,
     ),
-    Configuration(
-        name="official",
-        letter="B",
-        summary="Airflow's defaults on this stack's topology: 2 schedulers, PgBouncer",
-        overrides=(BENCH_DAGS, OFFICIAL_DEFAULTS),
-        airflow_cfg="bench/official-airflow.cfg",
-        schedulers=2,
-        pgbouncer=True,
-        pool_follows_workers=False,
+    configuration(
+        "compose",
+        "C",
+        "the official docker-compose as run: Airflow's defaults, 1 scheduler, no PgBouncer",
+        OFFICIAL_DEFAULTS,
+        DIRECT_POSTGRES,
+        ONE_SCHEDULER,
     ),
-    Configuration(
-        name="compose",
-        letter="C",
-        summary="the official docker-compose as run: Airflow's defaults, 1 scheduler, no PgBouncer",
-        overrides=(BENCH_DAGS, OFFICIAL_DEFAULTS, DIRECT_POSTGRES, ONE_SCHEDULER),
-        airflow_cfg="bench/official-airflow.cfg",
-        schedulers=1,
-        pgbouncer=False,
-        pool_follows_workers=False,
-    ),
-    Configuration(
-        name="direct",
-        letter="D",
-        summary="tuned, every Airflow connection straight to Postgres (no PgBouncer)",
-        overrides=(BENCH_DAGS, DIRECT_POSTGRES),
-        airflow_cfg="config/airflow.cfg",
-        schedulers=2,
-        pgbouncer=False,
-        pool_follows_workers=True,
+    configuration(
+        "direct", "D", "tuned, every Airflow connection straight to Postgres (no PgBouncer)", DIRECT_POSTGRES
     ),
 )
 NAMES: tuple[str, ...] = tuple(config.name for config in CONFIGURATIONS)

@@ -12,6 +12,7 @@ import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from bench import configs, record
 from bench.limits import overload_queued_timeout, read_float
@@ -46,89 +47,41 @@ def pgbouncer_max_db_connections(path: Path = REPO / "config" / "pgbouncer.ini")
 
 
 # --- figures ------------------------------------------------------------------------------------------
-def noop_value(workers: int, name: str) -> Get:
-    def get(session: SessionRecord) -> float | None:
-        run = session.noop_run(workers)
-        return None if run is None else getattr(run.figures, name)
-
-    return get
-
-
-def connections(workers: int) -> Get:
-    def get(session: SessionRecord) -> float | None:
-        run = session.noop_run(workers)
-        return None if run is None else run.connections.max
-
-    return get
+def attribute(value: object, path: str) -> Any:
+    """value.<path> (dotted), or None from the first step that is None: a run, wave or sample the
+    session does not have."""
+    for name in path.split("."):
+        if value is None:
+            return None
+        value = getattr(value, name)
+    return value
 
 
-def load_memory(workers: int) -> Get:
-    def get(session: SessionRecord) -> float | None:
-        run = session.noop_run(workers)
-        return None if run is None or run.memory_load is None else run.memory_load.total_gib
-
-    return get
+def of_session(path: str) -> Get:
+    """session.<path>, e.g. "idle.memory.total_gib"."""
+    return lambda session: attribute(session, path)
 
 
-def cpu_per_task(workers: int) -> Get:
-    def get(session: SessionRecord) -> float | None:
-        run = session.noop_run(workers)
-        return None if run is None or run.cpu is None else run.cpu.per_task_total
-
-    return get
+def noop(path: str) -> Callable[[int], Get]:
+    """Per worker count: <the no-op run on N workers>.<path>."""
+    return lambda workers: lambda session: attribute(session.noop_run(workers), path)
 
 
-def idle_memory(session: SessionRecord) -> float | None:
-    return None if session.idle is None else session.idle.memory.total_gib
-
-
-def idle_cpu(session: SessionRecord) -> float | None:
-    return None if session.idle is None or session.idle.cpu is None else session.idle.cpu.total_cores
+def fanout(path: str) -> Callable[[int], Get]:
+    """Per worker count: <the fan-out wave on N workers>.<path>."""
+    return lambda workers: lambda session: attribute(session.fanout_run(workers), path)
 
 
 def first_trigger(session: SessionRecord) -> float | None:
     return session.noop[0].figures.trigger_to_first_start if session.noop else None
 
 
-def up_seconds(session: SessionRecord) -> float | None:
-    return session.up_seconds
-
-
-def failover_value(name: str) -> Get:
-    def get(session: SessionRecord) -> float | None:
-        failover = session.failover
-        return None if failover is None or failover.figures is None else getattr(failover.figures, name)
-
-    return get
-
-
-def fanout_value(workers: int, name: str) -> Get:
-    def get(session: SessionRecord) -> float | None:
-        wave = session.fanout_run(workers)
-        return None if wave is None else getattr(wave.figures, name)
-
-    return get
-
-
 def fanout_efficiency(workers: int) -> Get:
     """Within one session: that session's wave on N workers against its wave on 1."""
+    throughput = fanout("figures.throughput")
 
     def get(session: SessionRecord) -> float | None:
-        return scaling_efficiency(
-            fanout_value(workers, "throughput")(session), fanout_value(1, "throughput")(session), workers
-        )
-
-    return get
-
-
-def overload_value(name: str) -> Get:
-    def get(session: SessionRecord) -> float | None:
-        wave = session.overload
-        if wave is None:
-            return None
-        if name == "requeued":
-            return None if wave.stuck is None else wave.stuck.task_instances
-        return getattr(wave.figures, name)
+        return scaling_efficiency(throughput(workers)(session), throughput(1)(session), workers)
 
     return get
 
@@ -159,41 +112,59 @@ def per_workers(
     ]
 
 
-def noop(name: str) -> Callable[[int], Get]:
-    return lambda workers: noop_value(workers, name)
-
-
-def fanout(name: str) -> Callable[[int], Get]:
-    return lambda workers: fanout_value(workers, name)
-
-
 FIGURES: list[Figure] = [
-    Figure("up_seconds", "stack", "`up` → all healthy (images cached)", "s", "lower", up_seconds),
-    Figure("idle_memory", "stack", "Memory, idle, 1 worker (all containers)", "GiB", "lower", idle_memory),
-    Figure("idle_cpu", "stack", "CPU, idle, 1 worker (all containers)", "cores", "lower", idle_cpu),
-    *per_workers("throughput", "noop", "Throughput", "tasks/s", "higher", noop("throughput"), (1, 2, 4)),
+    Figure(
+        "up_seconds", "stack", "`up` → all healthy (images cached)", "s", "lower", of_session("up_seconds")
+    ),
+    Figure(
+        "idle_memory",
+        "stack",
+        "Memory, idle, 1 worker (all containers)",
+        "GiB",
+        "lower",
+        of_session("idle.memory.total_gib"),
+    ),
+    Figure(
+        "idle_cpu",
+        "stack",
+        "CPU, idle, 1 worker (all containers)",
+        "cores",
+        "lower",
+        of_session("idle.cpu.total_cores"),
+    ),
+    *per_workers(
+        "throughput", "noop", "Throughput", "tasks/s", "higher", noop("figures.throughput"), (1, 2, 4)
+    ),
     *per_workers(
         "latency_p50",
         "noop",
         "Start latency p50 (queued → running)",
         "s",
         "lower",
-        noop("latency_p50"),
+        noop("figures.latency_p50"),
         (1, 2),
     ),
-    *per_workers("latency_p95", "noop", "Start latency p95", "s", "lower", noop("latency_p95"), (1, 2)),
+    *per_workers(
+        "latency_p95", "noop", "Start latency p95", "s", "lower", noop("figures.latency_p95"), (1, 2)
+    ),
     *per_workers(
         "peak_concurrency",
         "noop",
         "Tasks running at once (peak)",
         "tasks",
         "higher",
-        noop("peak_concurrency"),
+        noop("figures.peak_concurrency"),
         (1, 2),
     ),
     Figure("trigger_to_first_task", "noop", "Trigger → first task running", "s", "lower", first_trigger),
     *per_workers(
-        "cpu_per_task", "noop", "CPU per task, all services", "core-s", "lower", cpu_per_task, (1, 2)
+        "cpu_per_task",
+        "noop",
+        "CPU per task, all services",
+        "core-s",
+        "lower",
+        noop("cpu.per_task_total"),
+        (1, 2),
     ),
     Figure(
         "failover_next_start",
@@ -201,7 +172,7 @@ FIGURES: list[Figure] = [
         "Failover: kill → next task start",
         "s",
         "lower",
-        failover_value("next_start_seconds"),
+        of_session("failover.figures.next_start_seconds"),
     ),
     Figure(
         "failover_survivor_queued",
@@ -209,11 +180,19 @@ FIGURES: list[Figure] = [
         "Failover: kill → first task queued by the survivor",
         "s",
         "lower",
-        failover_value("survivor_queued_seconds"),
+        of_session("failover.figures.survivor_queued_seconds"),
     ),
-    *per_workers("load_memory", "noop", "Memory under load", "GiB", "lower", load_memory, (1, 2, 4)),
     *per_workers(
-        "connections", "connections", "Postgres server connections", "conn.", "lower", connections, (1, 2, 4)
+        "load_memory", "noop", "Memory under load", "GiB", "lower", noop("memory_load.total_gib"), (1, 2, 4)
+    ),
+    *per_workers(
+        "connections",
+        "connections",
+        "Postgres server connections",
+        "conn.",
+        "lower",
+        noop("connections.max"),
+        (1, 2, 4),
     ),
     *per_workers(
         "fanout_throughput",
@@ -221,7 +200,7 @@ FIGURES: list[Figure] = [
         "Throughput over the wave",
         "tasks/s",
         "higher",
-        fanout("throughput"),
+        fanout("figures.throughput"),
         (1, 2, 4),
     ),
     *per_workers(
@@ -230,7 +209,7 @@ FIGURES: list[Figure] = [
         "Tasks running at once (peak)",
         "tasks",
         "higher",
-        fanout("peak_concurrency"),
+        fanout("figures.peak_concurrency"),
         (1, 2, 4),
     ),
     *per_workers(
@@ -239,20 +218,22 @@ FIGURES: list[Figure] = [
         "Queue wait p95 (queued → running)",
         "s",
         "lower",
-        fanout("queue_wait_p95"),
+        fanout("figures.queue_wait_p95"),
         (1, 2, 4),
     ),
     *per_workers(
         "fanout_efficiency", "fanout", "Scaling efficiency", "ratio", "higher", fanout_efficiency, (2, 4)
     ),
-    Figure("overload_failed", "overload", "Tasks failed", "tasks", "lower", overload_value("failed")),
+    Figure(
+        "overload_failed", "overload", "Tasks failed", "tasks", "lower", of_session("overload.figures.failed")
+    ),
     Figure(
         "overload_requeued",
         "overload",
         "Task instances re-queued as stuck in queued",
         "tasks",
         "lower",
-        overload_value("requeued"),
+        of_session("overload.stuck.task_instances"),
     ),
     Figure(
         "overload_unfinished",
@@ -260,7 +241,7 @@ FIGURES: list[Figure] = [
         "Tasks not ended in time",
         "tasks",
         "lower",
-        overload_value("unfinished"),
+        of_session("overload.figures.unfinished"),
     ),
     Figure(
         "overload_seconds",
@@ -268,7 +249,7 @@ FIGURES: list[Figure] = [
         "Wave: first run start → last run end",
         "s",
         "lower",
-        overload_value("wave_seconds"),
+        of_session("overload.figures.wave_seconds"),
     ),
 ]
 FIGURE_KEYS = {figure.key: figure for figure in FIGURES}
@@ -316,34 +297,32 @@ def service_memory(results: Results) -> dict[str, dict[str, float | None]]:
     """Median GiB per service: idle and under load (1 worker), per configuration."""
 
     def idle(session: SessionRecord) -> Mapping[str, float] | None:
-        return None if session.idle is None else gib(session.idle.memory.services)
+        return gib(attribute(session, "idle.memory.services"))
 
     def load(session: SessionRecord) -> Mapping[str, float] | None:
-        run = session.noop_run(1)
-        return None if run is None or run.memory_load is None else gib(run.memory_load.services)
+        return gib(attribute(session.noop_run(1), "memory_load.services"))
 
     columns = {f"{config}_idle": (config, idle) for config in CONFIGS}
     columns |= {f"{config}_load_w1": (config, load) for config in CONFIGS}
     return by_service(results, columns)
 
 
-def gib(services: Mapping[str, int]) -> dict[str, float]:
-    return {name: value / record.GIB for name, value in services.items()}
+def gib(services: Mapping[str, int] | None) -> dict[str, float] | None:
+    return None if services is None else {name: value / record.GIB for name, value in services.items()}
 
 
 def service_cpu_per_task(results: Results) -> dict[str, dict[str, float | None]]:
     """Median core-seconds per no-op task per service, 1 worker, per configuration."""
 
     def get(session: SessionRecord) -> Mapping[str, float] | None:
-        run = session.noop_run(1)
-        return None if run is None or run.cpu is None else run.cpu.per_task
+        return attribute(session.noop_run(1), "cpu.per_task")
 
     return by_service(results, {config: (config, get) for config in CONFIGS})
 
 
 def service_idle_cores(results: Results) -> dict[str, dict[str, float | None]]:
     def get(session: SessionRecord) -> Mapping[str, float] | None:
-        return None if session.idle is None or session.idle.cpu is None else session.idle.cpu.cores
+        return attribute(session, "idle.cpu.cores")
 
     return by_service(results, {config: (config, get) for config in CONFIGS})
 
@@ -352,6 +331,11 @@ def service_idle_cores(results: Results) -> dict[str, dict[str, float | None]]:
 def med(figures: Mapping[str, FigureSummary], key: str, config: str) -> float | None:
     value = figures[key].by_config.get(config)
     return None if value is None else value.median
+
+
+def ranked(table: Mapping[str, Mapping[str, float | None]], column: str) -> list[tuple[str, float]]:
+    """(service, value) of one column of a per-service table, largest first (a missing value as 0)."""
+    return sorted(((name, cols.get(column) or 0.0) for name, cols in table.items()), key=lambda x: -x[1])
 
 
 def not_measured(key: str, issue: int, title: str, target: str, why: str) -> Goal:
@@ -389,29 +373,69 @@ def efficiency_goal(results: Results, figures: Mapping[str, FigureSummary]) -> G
     return Goal("fanout_efficiency_w4", 13, title, target, measured, False, detail + ".")
 
 
-def vs_compose_goal(results: Results, figures: Mapping[str, FigureSummary], workers: int) -> Goal:
-    key = f"fanout_vs_compose_w{workers}"
-    factor_goal = VS_COMPOSE_GOALS[workers]
-    title = f"I/O fan-out throughput vs the official compose, {workers} worker{'s' if workers > 1 else ''}"
-    target = f"≥ {factor_goal:.1f}x"
-    tuned = med(figures, f"fanout_throughput_w{workers}", "tuned")
-    compose = med(figures, f"fanout_throughput_w{workers}", "compose")
-    if tuned is None or not compose:
-        return not_measured(key, 13, title, target, "needs tuned and compose fan-out waves")
-    factor = tuned / compose
-    measured = f"{factor:.2f}x ({tuned:.3f} vs {compose:.3f} tasks/s)"
-    if factor >= factor_goal:
-        return Goal(key, 13, title, target, measured, True, "")
-    runs = results.settings.fanout_runs
-    detail = (
-        f"short by {factor_goal - factor:.2f}x: tuned would need {factor_goal * compose:.3f} tasks/s. "
-        f"Tasks at once: tuned {ceiling_text(results, 'tuned', workers, runs)} vs compose "
-        f"{ceiling_text(results, 'compose', workers, runs)}"
+def ratio_goal(
+    results: Results,
+    figures: Mapping[str, FigureSummary],
+    *,
+    key: str,
+    issue: int,
+    title: str,
+    other: str,
+    goal: float,
+    workers: int,
+    throughput: str,
+    peak: str,
+    runs: int,
+    digits: int,
+    why: str,
+    percent_more: bool,
+    ceilings: str,
+) -> Goal:
+    """Throughput, tuned / `other`, of at least `goal` with `workers` workers (figures <throughput>_wN
+    and <peak>_wN). Where short: by how much and what tuned would need (`digits` decimals; with
+    `percent_more`, how much more that is), then `ceilings` and the ceilings of tasks at once of both
+    configurations (`runs` concurrent DAG runs), and the peaks seen."""
+    throughput_key, peak_key = f"{throughput}_w{workers}", f"{peak}_w{workers}"
+    target = f"≥ {goal:.1f}x"
+    tuned, base = med(figures, throughput_key, "tuned"), med(figures, throughput_key, other)
+    if tuned is None or not base:
+        return not_measured(key, issue, title, target, why)
+    factor = tuned / base
+    measured = f"{factor:.2f}x ({tuned:.{digits}f} vs {base:.{digits}f} tasks/s)"
+    if factor >= goal:
+        return Goal(key, issue, title, target, measured, True, "")
+    needed = goal * base
+    detail = f"short by {goal - factor:.2f}x: tuned would need {needed:.{digits}f} tasks/s"
+    if percent_more:
+        detail += f" ({(needed / tuned - 1) * 100:.0f}% more)"
+    detail += (
+        f". {ceilings}tuned {ceiling_text(results, 'tuned', workers, runs)} vs {other} "
+        f"{ceiling_text(results, other, workers, runs)}"
     )
-    peaks = [med(figures, f"fanout_peak_w{workers}", config) for config in ("tuned", "compose")]
+    peaks = [med(figures, peak_key, config) for config in ("tuned", other)]
     if None not in peaks:
         detail += f"; peak seen {peaks[0]:g} vs {peaks[1]:g}"
-    return Goal(key, 13, title, target, measured, False, detail + ".")
+    return Goal(key, issue, title, target, measured, False, detail + ".")
+
+
+def vs_compose_goal(results: Results, figures: Mapping[str, FigureSummary], workers: int) -> Goal:
+    return ratio_goal(
+        results,
+        figures,
+        key=f"fanout_vs_compose_w{workers}",
+        issue=13,
+        title=f"I/O fan-out throughput vs the official compose, {workers} worker{'s' if workers > 1 else ''}",
+        other="compose",
+        goal=VS_COMPOSE_GOALS[workers],
+        workers=workers,
+        throughput="fanout_throughput",
+        peak="fanout_peak",
+        runs=results.settings.fanout_runs,
+        digits=3,
+        why="needs tuned and compose fan-out waves",
+        percent_more=False,
+        ceilings="Tasks at once: ",
+    )
 
 
 def overload_text(figures: Mapping[str, FigureSummary], config: str) -> str | None:
@@ -457,8 +481,7 @@ def cpu_goal(results: Results, figures: Mapping[str, FigureSummary]) -> Goal:
     value = med(figures, "cpu_per_task_w1", "tuned")
     if value is None:
         return not_measured("cpu_per_task", 13, title, target, "needs a tuned no-op run after an idle window")
-    services = service_cpu_per_task(results)
-    top = sorted(((name, cols.get("tuned") or 0.0) for name, cols in services.items()), key=lambda x: -x[1])
+    top = ranked(service_cpu_per_task(results), "tuned")
     biggest = f"biggest: {top[0][0]} {top[0][1]:.3f}" if top else ""
     measured = f"{value:.3f} core-s" + (f" ({biggest})" if biggest else "")
     compose = med(figures, "cpu_per_task_w1", "compose")
@@ -482,10 +505,7 @@ def idle_cpu_goal(results: Results, figures: Mapping[str, FigureSummary]) -> Goa
     measured = f"{value:.3f} cores"
     if value <= IDLE_CPU_GOAL:
         return Goal("idle_cpu", 13, title, target, measured, True, "")
-    services = service_idle_cores(results)
-    top = sorted(((name, cols.get("tuned") or 0.0) for name, cols in services.items()), key=lambda x: -x[1])[
-        :3
-    ]
+    top = ranked(service_idle_cores(results), "tuned")[:3]
     detail = f"over by {value - IDLE_CPU_GOAL:.3f} cores; largest: " + ", ".join(
         f"{name} {cores:.3f}" for name, cores in top
     )
@@ -502,10 +522,7 @@ def memory_goal(results: Results, figures: Mapping[str, FigureSummary]) -> Goal:
     measured = f"{value:.2f} GiB" + ("" if grafana else " (without Grafana: no image here)")
     if value <= IDLE_MEMORY_GOAL_GIB:
         return Goal("idle_memory", 13, title, target, measured, True, "")
-    services = service_memory(results)
-    top = sorted(
-        ((name, cols.get("tuned_idle") or 0.0) for name, cols in services.items()), key=lambda x: -x[1]
-    )[:3]
+    top = ranked(service_memory(results), "tuned_idle")[:3]
     over = value - IDLE_MEMORY_GOAL_GIB
     detail = (
         f"over by {over:.2f} GiB ({over / IDLE_MEMORY_GOAL_GIB * 100:.0f}%); largest services: "
@@ -515,29 +532,26 @@ def memory_goal(results: Results, figures: Mapping[str, FigureSummary]) -> Goal:
 
 
 def throughput_goal(results: Results, figures: Mapping[str, FigureSummary], workers: int) -> Goal:
-    key = f"throughput_w{workers}"
-    title = (
-        f"No-op throughput ≥ {THROUGHPUT_RATIO_GOAL}x official, {workers} worker{'s' if workers > 1 else ''}"
+    return ratio_goal(
+        results,
+        figures,
+        key=f"throughput_w{workers}",
+        issue=6,
+        title=(
+            f"No-op throughput ≥ {THROUGHPUT_RATIO_GOAL}x official, "
+            f"{workers} worker{'s' if workers > 1 else ''}"
+        ),
+        other="official",
+        goal=THROUGHPUT_RATIO_GOAL,
+        workers=workers,
+        throughput="throughput",
+        peak="peak_concurrency",
+        runs=1,
+        digits=2,
+        why="needs tuned and official sessions",
+        percent_more=True,
+        ceilings="Limits: tasks of one run at once, ",
     )
-    target = f"≥ {THROUGHPUT_RATIO_GOAL:.1f}x"
-    tuned, official = med(figures, key, "tuned"), med(figures, key, "official")
-    if tuned is None or not official:
-        return not_measured(key, 6, title, target, "needs tuned and official sessions")
-    factor = tuned / official
-    measured = f"{factor:.2f}x ({tuned:.2f} vs {official:.2f} tasks/s)"
-    if factor >= THROUGHPUT_RATIO_GOAL:
-        return Goal(key, 6, title, target, measured, True, "")
-    needed = THROUGHPUT_RATIO_GOAL * official
-    peak_t = med(figures, f"peak_concurrency_w{workers}", "tuned")
-    peak_o = med(figures, f"peak_concurrency_w{workers}", "official")
-    detail = (
-        f"short by {THROUGHPUT_RATIO_GOAL - factor:.2f}x: tuned would need {needed:.2f} tasks/s "
-        f"({(needed / tuned - 1) * 100:.0f}% more). Limits: tasks of one run at once, tuned "
-        f"{ceiling_text(results, 'tuned', workers)} vs official {ceiling_text(results, 'official', workers)}"
-    )
-    if peak_t is not None and peak_o is not None:
-        detail += f"; peak seen {peak_t:g} vs {peak_o:g}"
-    return Goal(key, 6, title, target, measured, False, detail + ".")
 
 
 def connections_goal(results: Results, figures: Mapping[str, FigureSummary]) -> Goal:
