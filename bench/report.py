@@ -723,18 +723,6 @@ def service_table(
     return lines
 
 
-def biggest_consumers(table: Mapping[str, Mapping[str, float | None]]) -> dict[str, str]:
-    """configuration -> the service with the largest value in its column."""
-    biggest = {}
-    for config in CONFIGS:
-        column = {
-            service: values[config] for service, values in table.items() if values.get(config) is not None
-        }
-        if column:
-            biggest[config] = max(column, key=lambda service: column[service] or 0.0)
-    return biggest
-
-
 def overload_table(results: Results) -> list[str]:
     lines = [
         row(
