@@ -403,7 +403,7 @@ def test_remote_task_metrics_reach_the_main_stacks_prometheus(
         finished = {
             s["metric"]["task_id"]: float(s["value"][1]) for s in result if s["metric"]["state"] == "success"
         }
-        if set(finished) >= expected or time.monotonic() > deadline:
+        if set(finished) >= set(expected) or time.monotonic() > deadline:
             break
         time.sleep(5)
     assert set(finished) >= set(expected), f"airflow_ti_finish of {DAG} in Prometheus: {result}"
