@@ -53,9 +53,9 @@ airflow db migrate
 log "ensuring admin user '${AIRFLOW_ADMIN_USER}'"
 if airflow users list --output json | python -c 'import json, sys; sys.exit(0 if any(u["username"] == sys.argv[1] for u in json.load(sys.stdin)) else 1)' "${AIRFLOW_ADMIN_USER}"; then
   # .env is the source of truth for the password: a changed AIRFLOW_ADMIN_PASSWORD takes effect.
-  airflow users reset-password --username "${AIRFLOW_ADMIN_USER}" --password "${AIRFLOW_ADMIN_PASSWORD}"
+  airflow users reset-password --username "${AIRFLOW_ADMIN_USER}" --password="${AIRFLOW_ADMIN_PASSWORD}"
 else
-  airflow users create --username "${AIRFLOW_ADMIN_USER}" --password "${AIRFLOW_ADMIN_PASSWORD}" \
+  airflow users create --username "${AIRFLOW_ADMIN_USER}" --password="${AIRFLOW_ADMIN_PASSWORD}" \
     --role Admin --firstname Airflow --lastname Admin --email "${AIRFLOW_ADMIN_USER}@localhost"
 fi
 

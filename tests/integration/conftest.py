@@ -59,8 +59,8 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     write_env_file(env_file, with_grafana=with_grafana, dags_dir=dags_dir, backup_dir=backup_dir)
     running = Stack(env_file=env_file, grafana_image=image, with_grafana=with_grafana)
     running.stop()  # leftovers of an interrupted earlier run
-    running.start()
     try:
+        running.start()  # inside the try: a stack that fails to start is torn down too
         yield running
     finally:
         running.stop()
