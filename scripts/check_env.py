@@ -1,10 +1,10 @@
-"""Refuse a .env whose sizes, ports or addresses cannot work, before anything starts.
+"""Refuse a .env whose sizes, ports, addresses or URLs cannot work, before anything starts.
 
 Run by `make up` and `make scale` (and by hand: `python3 scripts/check_env.py [.env]`). Exit 0 when
 every value it knows is well-formed, 1 with one line per problem naming the variable, its value and
 what it must be. Compose itself names a missing or empty secret; Airflow's secrets are checked for
 shape by airflow-init. Values left unset or commented out fall back to the compose defaults, which
-are valid. Change: add a variable to KINDS when .env.example gains a size, port or address.
+are valid. Change: add a variable to KINDS when .env.example gains a size, port, address or URL.
 Standard library only: it runs on the host before any image or virtualenv exists.
 """
 
@@ -49,6 +49,13 @@ def compose_duration(value: str) -> str | None:
     return None if ok else "a duration such as 90s, 10m or 1h30m"
 
 
+def public_url(value: str) -> str | None:
+    """Airflow's [api] base_url: scheme and host (and port) only. A path would move every route of the
+    api-server under it, and the health checks, workers and tests of this stack expect the root."""
+    ok = re.fullmatch(r"https?://[^/\s?#]+/?", value)
+    return None if ok else "an http(s) URL of scheme, host and port only, such as https://airflow.example.com"
+
+
 def prometheus_duration(value: str) -> str | None:
     ok = re.fullmatch(r"([0-9]+(ms|s|m|h|d|w|y))+", value)
     return None if ok else "a Prometheus duration such as 15d, 12h or 2w"
@@ -59,6 +66,7 @@ KINDS: dict[str, Callable[[str], str | None]] = {
     "WORKER_BIND_ADDRESS": address,
     "WORKER_ADVERTISE_ADDRESS": advertised_address,
     "AIRFLOW_API_PORT": port,
+    "AIRFLOW_PUBLIC_URL": public_url,
     "FLOWER_PORT": port,
     "GRAFANA_PORT": port,
     "REDIS_PUBLISHED_PORT": port,
@@ -96,7 +104,22 @@ def problems(values: dict[str, str]) -> list[str]:
         expected = check(value)
         if expected:
             found.append(f"{key}={value!r} in .env is not {expected}")
-    return found
+    return found + public_url_needed(values)
+
+
+def public_url_needed(values: dict[str, str]) -> list[str]:
+    """Without AIRFLOW_PUBLIC_URL, docker-compose.yml builds the UI's URL from HOST_BIND_ADDRESS and
+    AIRFLOW_API_PORT; 0.0.0.0, :: and IPv6 addresses make no usable URL that way."""
+    bind = values.get("HOST_BIND_ADDRESS", "")
+    if values.get("AIRFLOW_PUBLIC_URL", "") or not bind or address(bind):
+        return []  # set; unset (127.0.0.1); or malformed, which is reported already
+    parsed = ipaddress.ip_address(bind)
+    if parsed.version == 4 and not parsed.is_unspecified:
+        return []
+    return [
+        f"HOST_BIND_ADDRESS={bind!r} in .env needs AIRFLOW_PUBLIC_URL: the address users open the Airflow "
+        "UI at (links in alerts and Grafana point there), e.g. https://airflow.example.com"
+    ]
 
 
 def main(argv: list[str]) -> int:

@@ -15,7 +15,9 @@ there long enough to reach [scheduler] task_queued_timeout.
 - WORKER_SLOTS_CEILING (optional, from .env) caps every pool it sets.
 - Every change is logged with its reason (`worker celery@abc joined: default_pool 16 -> 32`).
 - Prometheus metrics on --metrics-port: airflow_capacity_target_slots{queue,pool},
-  airflow_capacity_live_workers{queue}, airflow_capacity_pool_slots{pool}, airflow_capacity_broker_up.
+  airflow_capacity_live_workers{queue}, airflow_capacity_pool_slots{pool}, airflow_capacity_broker_up, and
+  airflow_ui_info{url} = 1: the UI's address ([api] base_url, from AIRFLOW_PUBLIC_URL in .env), which the
+  Grafana dashboards read to link to DAG pages (dashboard JSON cannot read the environment).
 
 Change the interval and confirmation delay with the options below (see --help), the ceiling in .env.
 """
@@ -31,6 +33,7 @@ import threading
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 BROKER_ENV = "AIRFLOW__CELERY__BROKER_URL"
 CEILING_ENV = "WORKER_SLOTS_CEILING"
@@ -145,6 +148,7 @@ class Controller:
         self.broker_up = Gauge(
             "airflow_capacity_broker_up", "1 when the last Celery inspect reached the broker"
         )
+        export_ui_url(conf.get("api", "base_url", fallback=None))
 
     def ask_workers(self) -> dict[str, Worker]:
         inspect = self.app.control.inspect(timeout=self.args.reply_timeout)
@@ -193,6 +197,25 @@ class Controller:
             self.pool_slots.labels(pool=pool).set(slots)
         for queue in self.queues_seen:
             self.live.labels(queue=queue).set(self.capacity.workers_by_queue().get(queue, 0))
+
+
+def ui_url(base_url: str | None) -> str:
+    """The UI's address as links use it: [api] base_url without its trailing slash, or Airflow's own
+    fallback for links (models/taskinstance.py) when it is unset."""
+    return (base_url or "http://localhost:8080").rstrip("/")
+
+
+def export_ui_url(base_url: str | None, registry: Any = None) -> None:
+    """airflow_ui_info{url="..."} 1, the info-metric convention (a constant 1 carrying a label)."""
+    from prometheus_client import REGISTRY, Gauge
+
+    info = Gauge(
+        "airflow_ui_info",
+        "Always 1; url is the Airflow UI's address ([api] base_url)",
+        ["url"],
+        registry=registry or REGISTRY,
+    )
+    info.labels(url=ui_url(base_url)).set(1)
 
 
 def main() -> int:

@@ -61,7 +61,7 @@ def test_a_malformed_value_is_refused_naming_the_variable(tmp_path: Path, key: s
     ("key", "value"),
     [
         ("BACKUP_RETENTION_DAYS", "30"),
-        ("HOST_BIND_ADDRESS", "0.0.0.0"),
+        ("HOST_BIND_ADDRESS", "10.0.0.5"),
         ("WORKER_BIND_ADDRESS", "10.0.0.5"),
         ("WORKER_ADVERTISE_ADDRESS", "10.8.0.2"),
         ("WORKER_ADVERTISE_ADDRESS", "fd00::2"),
@@ -86,3 +86,22 @@ def test_a_missing_env_file_says_how_to_create_it(tmp_path: Path) -> None:
     result = run(tmp_path / "absent.env")
     assert result.returncode == 1
     assert "make env" in result.stderr
+
+
+@pytest.mark.parametrize(
+    "url", ["https://airflow.example.com", "http://10.0.0.5:8080/", "http://[fd00::2]:8080"]
+)
+def test_a_public_url_of_scheme_host_and_port_passes(url: str) -> None:
+    assert problems({"AIRFLOW_PUBLIC_URL": url, "HOST_BIND_ADDRESS": "0.0.0.0"}) == []
+
+
+@pytest.mark.parametrize("url", ["https://example.com/airflow", "airflow.example.com", "ftp://example.com"])
+def test_a_public_url_with_a_path_or_without_scheme_is_refused(url: str) -> None:
+    (problem,) = problems({"AIRFLOW_PUBLIC_URL": url})
+    assert problem.startswith(f"AIRFLOW_PUBLIC_URL={url!r}")
+
+
+@pytest.mark.parametrize("bind", ["0.0.0.0", "::", "fd00::2"])
+def test_an_address_that_makes_no_url_needs_a_public_url(bind: str) -> None:
+    (problem,) = problems({"HOST_BIND_ADDRESS": bind})
+    assert "needs AIRFLOW_PUBLIC_URL" in problem

@@ -131,3 +131,30 @@ def test_graceful_stop_settings(config: dict) -> None:
 
 def test_two_schedulers(config: dict) -> None:
     assert config["services"]["airflow-scheduler"]["deploy"]["replicas"] == 2
+
+
+def api_base_url(env_file: Path, tmp_path: Path, extra: str = "") -> str:
+    env = tmp_path / ".env"
+    env.write_text(env_file.read_text() + extra)
+    services = resolved(env)["services"]
+    urls = {
+        name: service["environment"]["AIRFLOW__API__BASE_URL"]
+        for name, service in services.items()
+        if "AIRFLOW__API__BASE_URL" in service.get("environment", {})
+    }
+    assert {"airflow-apiserver", "airflow-scheduler", "airflow-worker", "worker-capacity"} <= urls.keys()
+    (url,) = set(urls.values())
+    return url
+
+
+def test_ui_base_url_defaults_to_the_published_address_without_a_path(env_file: Path, tmp_path: Path) -> None:
+    """[api] base_url is the address links point at. Its path would become the api-server's root path (the
+    health checks and workers use /), so the default has none, and follows the published address."""
+    assert api_base_url(env_file, tmp_path) == "http://127.0.0.1:8080"
+    moved = api_base_url(env_file, tmp_path, "HOST_BIND_ADDRESS=10.0.0.5\nAIRFLOW_API_PORT=18080\n")
+    assert moved == "http://10.0.0.5:18080"
+
+
+def test_ui_base_url_follows_airflow_public_url(env_file: Path, tmp_path: Path) -> None:
+    url = api_base_url(env_file, tmp_path, "AIRFLOW_PUBLIC_URL=https://airflow.example.com\n")
+    assert url == "https://airflow.example.com"

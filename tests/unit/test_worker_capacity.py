@@ -8,10 +8,12 @@ import pytest
 from scripts.worker_capacity import (
     Capacity,
     Worker,
+    export_ui_url,
     parse_ceiling,
     pool_for,
     reason,
     targets,
+    ui_url,
     workers_from_replies,
 )
 
@@ -106,3 +108,25 @@ def test_the_log_says_why() -> None:
         "worker a joined queue default (16 slots); x"
     )
     assert reason([], []) == "first sizing"
+
+
+@pytest.mark.parametrize(
+    ("base_url", "url"),
+    [
+        ("https://airflow.example.com/", "https://airflow.example.com"),
+        ("http://127.0.0.1:8080", "http://127.0.0.1:8080"),
+        (None, "http://localhost:8080"),
+        ("", "http://localhost:8080"),
+    ],
+)
+def test_the_ui_url_is_the_base_url_without_its_slash(base_url: str | None, url: str) -> None:
+    assert ui_url(base_url) == url
+
+
+def test_the_ui_url_is_exported_as_an_info_metric() -> None:
+    """The Grafana dashboards read the URL with label_values(airflow_ui_info, url)."""
+    from prometheus_client import CollectorRegistry, generate_latest
+
+    registry = CollectorRegistry()
+    export_ui_url("https://airflow.example.com/", registry)
+    assert 'airflow_ui_info{url="https://airflow.example.com"} 1.0' in generate_latest(registry).decode()
