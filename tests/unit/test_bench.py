@@ -43,6 +43,7 @@ from bench.record import (
     WaveRun,
 )
 from tests.unit.compose import REPO, SECRETS
+from tests.unit.test_airflow_cfg import ENV_ONLY
 
 GIB = 1024**3
 
@@ -1125,17 +1126,8 @@ def test_compose_command_names_the_project_and_the_overrides_in_order(tmp_path: 
 
 # --- the compose overrides ----------------------------------------------------------------------------
 OVERRIDE_FILES = sorted((REPO / "bench").glob("*.override.yml"))
-AIRFLOW_ENV_ONLY = {
-    "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN",
-    "AIRFLOW__CELERY__RESULT_BACKEND",
-    "AIRFLOW__CELERY__BROKER_URL",
-    "AIRFLOW__CORE__FERNET_KEY",
-    "AIRFLOW__API_AUTH__JWT_SECRET",
-    "AIRFLOW__API__SECRET_KEY",
-    "AIRFLOW__CORE__EXECUTION_API_SERVER_URL",
-    "AIRFLOW__METRICS__STATSD_HOST",
-    "AIRFLOW__CELERY__FLOWER_BASIC_AUTH",
-}
+# The settings docker-compose.yml sets from .env (test_airflow_cfg.py keeps the one list of them).
+AIRFLOW_ENV_ONLY = {f"AIRFLOW__{section.upper()}__{key.upper()}" for section, key in ENV_ONLY}
 
 
 @pytest.mark.parametrize("path", OVERRIDE_FILES, ids=[p.name for p in OVERRIDE_FILES])
