@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from . import drilldown, metadata, overview, scheduler, workers
+from . import drilldown, metadata, oncall, overview, scheduler, workers
 from .panels import Dashboard
 
 
 def dashboards() -> list[Dashboard]:
     return [
+        oncall.dashboard(),
         overview.dashboard(),
         scheduler.dashboard(),
         workers.dashboard(),

@@ -3,10 +3,21 @@ variables, and sentences that several panel descriptions repeat."""
 
 from __future__ import annotations
 
-from .panels import GREEN, ORANGE, RED, Json, dashboard_link, dashboards_link, query_variable, steps_up
+from .panels import (
+    GREEN,
+    ORANGE,
+    RED,
+    Json,
+    dashboard_link,
+    dashboards_link,
+    hidden_query_variable,
+    query_variable,
+    steps_up,
+)
 
 TAG = "airflow"
 
+ONCALL_UID = "airflow-oncall"  # Grafana's home (GF_DASHBOARDS_DEFAULT_HOME_DASHBOARD_PATH)
 OVERVIEW_UID = "airflow-overview"
 SCHEDULER_UID = "airflow-scheduler"
 WORKERS_UID = "airflow-workers"
@@ -59,3 +70,25 @@ def task_id_variable() -> Json:
         TASK_ID_QUERY,
         "Tasks of the selected DAGs with at least one finished task instance.",
     )
+
+
+# The Airflow UI's address, for links to DAG pages. Dashboard JSON cannot read the environment, so the
+# worker-capacity service exports Airflow's [api] base_url (AIRFLOW_PUBLIC_URL in .env) as a label.
+AIRFLOW_URL_VARIABLE = "airflow_url"
+
+
+def airflow_url_variable() -> Json:
+    return hidden_query_variable(
+        AIRFLOW_URL_VARIABLE,
+        "label_values(airflow_ui_info, url)",
+        "The Airflow UI's address ([api] base_url, AIRFLOW_PUBLIC_URL in .env), exported by worker-capacity.",
+    )
+
+
+def airflow_dag_link() -> Json:
+    """A table-cell link from a dag_id to its page in the Airflow UI, in a new tab."""
+    return {
+        "targetBlank": True,
+        "title": "Open ${__value.raw} in Airflow",
+        "url": f"${{{AIRFLOW_URL_VARIABLE}}}/dags/${{__value.raw}}",
+    }

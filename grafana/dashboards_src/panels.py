@@ -13,7 +13,9 @@ from typing import Any
 Json = dict[str, Any]
 
 DATASOURCE: Json = {"type": "prometheus", "uid": "prometheus"}
-SCHEMA_VERSION = 41  # Grafana 12.x; Grafana 13 loads it unchanged
+# The classic dashboard schema's version that Grafana 13's migrator ends at (its migrations list stops at
+# V42), and the one grafana-foundation-sdk writes. Grafana migrates older files on every load.
+SCHEMA_VERSION = 42
 GRID_WIDTH = 24
 
 GREEN, YELLOW, ORANGE, RED, BLUE = "green", "yellow", "orange", "red", "blue"
@@ -85,21 +87,16 @@ def color_override(legend: str, color: str) -> Json:
     }
 
 
-def drilldown_link_override(column: str = "dag_id") -> Json:
-    """Make a table column of dag_ids link to the per-DAG drill-down, keeping the time range."""
+def drilldown_link_override(column: str = "dag_id", extra: list[Json] | None = None) -> Json:
+    """Make a table column of dag_ids link to the per-DAG drill-down, keeping the time range (and to
+    `extra` links: with more than one, Grafana offers a menu)."""
+    drilldown = {
+        "title": "Drill down into ${__value.raw}",
+        "url": "/d/airflow-dag-drilldown?var-dag_id=${__value.raw}&${__url_time_range}",
+    }
     return {
         "matcher": {"id": "byName", "options": column},
-        "properties": [
-            {
-                "id": "links",
-                "value": [
-                    {
-                        "title": "Drill down into ${__value.raw}",
-                        "url": "/d/airflow-dag-drilldown?var-dag_id=${__value.raw}&${__url_time_range}",
-                    }
-                ],
-            }
-        ],
+        "properties": [{"id": "links", "value": [drilldown, *(extra or [])]}],
     }
 
 
@@ -115,10 +112,13 @@ def stat(
     decimals: int | None = None,
     mappings: list[Json] | None = None,
     sparkline: bool = True,
+    no_value: str | None = None,
 ) -> Panel:
     defaults: Json = {"mappings": mappings or []}
     if decimals is not None:
         defaults["decimals"] = decimals
+    if no_value is not None:
+        defaults["noValue"] = no_value  # shown when the query returns no series at all
     options = {
         "colorMode": "background",
         "graphMode": "area" if sparkline and not all(q.instant for q in queries) else "none",
@@ -236,6 +236,7 @@ def table(
     width: int = 12,
     height: int = 9,
     link_dag_id: bool = False,
+    dag_links: list[Json] | None = None,
 ) -> Panel:
     """One row per label set of `keys`; one column per query, merged on those labels."""
     queries = [Query(column.expr, instant=True, table=True) for column in columns]
@@ -257,7 +258,7 @@ def table(
             properties.append({"id": "mappings", "value": column.mappings})
         overrides.append({"matcher": {"id": "byName", "options": column.header}, "properties": properties})
     if link_dag_id:
-        overrides.append(drilldown_link_override())
+        overrides.append(drilldown_link_override(extra=dag_links))
     transformations = [
         {"id": "merge", "options": {}},
         {
@@ -353,6 +354,27 @@ def query_variable(name: str, label: str, query: str, description: str) -> Json:
         "regex": "",
         "skipUrlSync": False,
         "sort": 1,
+        "type": "query",
+    }
+
+
+def hidden_query_variable(name: str, query: str, description: str) -> Json:
+    """A single-value Prometheus query variable the viewer never sees: a value for links, read at load."""
+    return {
+        "current": {},
+        "datasource": DATASOURCE,
+        "definition": query,
+        "description": description,
+        "hide": 2,
+        "includeAll": False,
+        "multi": False,
+        "name": name,
+        "options": [],
+        "query": query,
+        "refresh": 1,
+        "regex": "",
+        "skipUrlSync": False,
+        "sort": 0,
         "type": "query",
     }
 

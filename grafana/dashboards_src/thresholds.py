@@ -1,10 +1,11 @@
-"""Thresholds that a dashboard panel and an alert rule share: the panel turns red where the alert fires.
+"""Thresholds that a dashboard panel and an alert rule share: the panel turns red (or, for a warning
+level under a critical one, orange) where the alert fires.
 
 The dashboards take the values from here. The alert rules (prometheus/rules/*.yml) are YAML and cannot
 import them, so tests/unit/test_thresholds.py reads each named alert's expression and fails unless it
-compares with the same number, and checks that each named panel turns red at it. To change one: edit
-the value here and in the alert's `expr` (its description and promtool tests too), then run
-`make dashboards` and `make test-unit`.
+compares with the same number, and checks that each named panel takes the threshold's colour at it.
+To change one: edit the value here and in the alert's `expr` (its description and promtool tests too),
+then run `make dashboards` and `make test-unit`.
 """
 
 from __future__ import annotations
@@ -16,12 +17,15 @@ from dataclasses import dataclass
 class Threshold:
     value: float
     alert: str  # the alert rule in prometheus/rules/ that fires above it
-    panels: tuple[str, ...]  # titles of the panels whose red step starts at it
+    panels: tuple[str, ...]  # titles of the panels whose step of `color` starts at it
+    color: str = "red"
 
 
 # Failed / (success + failed) task instances. The alert looks at the last hour (and needs 10 tasks),
 # the overview stat at the last 24 h; both call 10% failing.
-TASK_FAILURE_RATIO = Threshold(0.1, "AirflowTaskFailureRatioHigh", ("Task failure ratio · 24 h",))
+TASK_FAILURE_RATIO = Threshold(
+    0.1, "AirflowTaskFailureRatioHigh", ("Task failure ratio · 24 h", "Task failure ratio · 1 h")
+)
 # The same stat's yellow step, for the dashboard only: some tasks fail.
 TASK_FAILURE_RATIO_NOTICE = 0.01
 
@@ -38,4 +42,17 @@ POSTGRES_TRANSACTION_AGE = Threshold(
 # How long the longest-waiting PgBouncer client has waited for a server connection, seconds.
 PGBOUNCER_CLIENT_WAIT = Threshold(10, "PgBouncerClientWaitTimeHigh", ("PgBouncer longest client wait",))
 
-SHARED = [TASK_FAILURE_RATIO, POSTGRES_CONNECTIONS_USED, POSTGRES_TRANSACTION_AGE, PGBOUNCER_CLIENT_WAIT]
+# Scheduler lag: p95 of how late scheduled DAG runs started over the last hour, seconds (recording rule
+# airflow:dagrun_schedule_delay_seconds:p95_1h, the alerts' input). Warning, then critical.
+SCHEDULER_LAG_PANELS = ("Scheduler lag · schedule delay p95, 1 h",)
+SCHEDULER_LAG_WARNING = Threshold(10, "AirflowSchedulerLag", SCHEDULER_LAG_PANELS, color="orange")
+SCHEDULER_LAG = Threshold(60, "AirflowSchedulerLagCritical", SCHEDULER_LAG_PANELS)
+
+SHARED = [
+    TASK_FAILURE_RATIO,
+    POSTGRES_CONNECTIONS_USED,
+    POSTGRES_TRANSACTION_AGE,
+    PGBOUNCER_CLIENT_WAIT,
+    SCHEDULER_LAG_WARNING,
+    SCHEDULER_LAG,
+]

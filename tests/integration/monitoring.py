@@ -36,9 +36,18 @@ KILLED = (
     "mid-task (scale-downs are warm, test_04 kills a scheduler); test_12's worker kills come after"
 )
 # Metrics that only an event sends, so that a healthy stack after the example workload may have no
-# series of them: metric name -> why. An expression that uses one may come back empty (its panel then
-# shows its zero fallback, which must itself return a value); any other empty result fails.
+# series of them: metric name (or one exact selector of a metric, where only that selection is an
+# event) -> why. An expression that uses one may come back empty (its panel then shows its zero
+# fallback, which must itself return a value); any other empty result fails.
 EVENT_ONLY: dict[str, str] = {
+    'ALERTS{alertstate="firing", severity="critical"}': (
+        "a critical alert fires only while something is broken: after the workload, on a healthy stack, "
+        "none may fire (Watchdog, always firing, proves ALERTS itself)"
+    ),
+    'ALERTS{alertstate="firing", severity="warning"}': (
+        "a warning fires only while something is wrong; whether the workload's failures still fire one "
+        "when test_08 runs depends on timing (Watchdog, always firing, proves ALERTS itself)"
+    ),
     "airflow_triggers_blocked_main_thread": (
         "sent only when a trigger blocks the triggerer's event loop: a healthy stack may never send it "
         "(seen in busy runs, absent in calm ones)"
@@ -186,11 +195,12 @@ def without_fallback(expr: str) -> str:
 
 
 def event_only_metrics(expr: str) -> dict[str, str]:
-    """The EVENT_ONLY metrics that expr uses, with their reasons (whole metric names only)."""
+    """The EVENT_ONLY entries that expr uses, with their reasons: a metric name matches as a whole name,
+    a selector only exactly as written."""
     return {
         name: reason
         for name, reason in EVENT_ONLY.items()
-        if re.search(rf"(?<![\w:]){re.escape(name)}(?![\w:])", expr)
+        if (name in expr if "{" in name else re.search(rf"(?<![\w:]){re.escape(name)}(?![\w:])", expr))
     }
 
 

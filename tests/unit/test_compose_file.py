@@ -3,6 +3,7 @@ it), pins every image behind an override, and keeps the wiring promises users re
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
@@ -158,3 +159,16 @@ def test_ui_base_url_defaults_to_the_published_address_without_a_path(env_file: 
 def test_ui_base_url_follows_airflow_public_url(env_file: Path, tmp_path: Path) -> None:
     url = api_base_url(env_file, tmp_path, "AIRFLOW_PUBLIC_URL=https://airflow.example.com\n")
     assert url == "https://airflow.example.com"
+
+
+def test_grafana_home_is_the_provisioned_on_call_dashboard(config: dict) -> None:
+    """GF_DASHBOARDS_DEFAULT_HOME_DASHBOARD_PATH ([dashboards] default_home_dashboard_path) names a file
+    that the dashboards mount really holds: the generated on-call dashboard."""
+    grafana = config["services"]["grafana"]
+    home = grafana["environment"]["GF_DASHBOARDS_DEFAULT_HOME_DASHBOARD_PATH"]
+    mounts = [v for v in grafana["volumes"] if home.startswith(v["target"].rstrip("/") + "/")]
+    mount = max(mounts, key=lambda v: len(v["target"]))  # the innermost mount holds the file
+    assert mount.get("read_only"), "the provisioned dashboards are mounted read-only"
+    source = Path(mount["source"]) / home.removeprefix(mount["target"].rstrip("/") + "/")
+    assert source.resolve().is_relative_to(REPO / "grafana" / "dashboards"), source
+    assert json.loads(source.read_text())["uid"] == "airflow-oncall"

@@ -20,6 +20,7 @@ GENERATOR = REPO / "grafana" / "generate.py"
 DASHBOARDS = REPO / "grafana" / "dashboards"
 
 EXPECTED = {  # uid -> folder (the Grafana folder, from foldersFromFilesStructure)
+    "airflow-oncall": "Overview",
     "airflow-overview": "Overview",
     "airflow-scheduler": "Scheduler",
     "airflow-workers": "Workers",
@@ -27,6 +28,7 @@ EXPECTED = {  # uid -> folder (the Grafana folder, from foldersFromFilesStructur
     "airflow-dag-drilldown": "DAGs",
 }
 VARIABLES = {"dag_id", "task_id", "__rate_interval", "__range", "__interval"}
+SCHEMA_VERSION = 42  # what Grafana 13's dashboard migrator ends at
 # Values for parsing only, as the integration test substitutes them.
 VALUES = {
     "dag_id": "smoke_mapped",
@@ -115,7 +117,7 @@ def test_each_dashboard_has_its_uid_folder_and_settings() -> None:
         assert "airflow" in dashboard["tags"], uid
         assert dashboard["refresh"] == "30s", uid
         assert dashboard["editable"] is False, uid
-        assert dashboard["schemaVersion"] >= 39, uid
+        assert dashboard["schemaVersion"] == SCHEMA_VERSION, uid
         assert dashboard["description"], uid
         tag_links = [link for link in dashboard["links"] if link["type"] == "dashboards"]
         assert tag_links, f"{uid}: no link list to the other dashboards"
@@ -250,3 +252,42 @@ def test_freshness_is_the_time_since_the_last_success(tmp_path: Path) -> None:
     since = substitute(table["targets"][0]["expr"], PARSE_ONLY)
     # steady: last success at minute 90, 30 min before; first_failure: never, shown as 7 days.
     promtool_test(tmp_path, SERIES, since, {'{dag_id="steady"}': 1800, '{dag_id="first_failure"}': 7 * 86400})
+
+
+def test_on_call_links_failing_dags_to_airflow_and_the_drilldown() -> None:
+    oncall = load("airflow-oncall")
+    (variable,) = oncall["templating"]["list"]
+    assert variable["name"] == "airflow_url"
+    assert variable["query"] == "label_values(airflow_ui_info, url)"
+    assert variable["hide"] == 2, "a value for links, not a choice for the viewer"
+    failing = panel("airflow-oncall", "Failing DAGs · last hour")
+    (override,) = [o for o in failing["fieldConfig"]["overrides"] if o["matcher"]["options"] == "dag_id"]
+    urls = [link["url"] for link in override["properties"][0]["value"]]
+    assert urls == [
+        "/d/airflow-dag-drilldown?var-dag_id=${__value.raw}&${__url_time_range}",
+        "${airflow_url}/dags/${__value.raw}",
+    ]
+    assert {"type": "link", "url": "${airflow_url}"}.items() <= oncall["links"][-1].items()
+
+
+def test_on_call_reads_the_recording_rules_the_alerts_read() -> None:
+    """Where the windows match, the on-call stats query the alerts' recording rules, not raw series."""
+    recorded = {
+        rule["record"]
+        for path in sorted((REPO / "prometheus" / "rules").glob("*.yml"))
+        for group in yaml.safe_load(path.read_text())["groups"]
+        for rule in group["rules"]
+        if "record" in rule
+    }
+    for title, rule in [
+        ("Scheduler lag · schedule delay p95, 1 h", "airflow:dagrun_schedule_delay_seconds:p95_1h"),
+        ("Task failure ratio · 1 h", "airflow:ti_failure:ratio_1h"),
+        ("DAG run success · 24 h", "airflow:dagrun_success:ratio_1d"),
+    ]:
+        assert rule in recorded, rule
+        assert panel("airflow-oncall", title)["targets"][0]["expr"] == rule, title
+    failing = json.dumps(panel("airflow-oncall", "Failing DAGs · last hour")["targets"])
+    assert "dag_id:airflow_dagrun_duration_failed_count:increase1h" in failing
+    assert not re.search(r"(?<![\w:])airflow_ti_finish(?![\w:])", failing), (
+        "raw series where a 1 h rule exists"
+    )

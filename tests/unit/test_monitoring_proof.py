@@ -91,7 +91,7 @@ def test_stripped_panel_queries_parse_in_promtool(tmp_path: Path) -> None:
 
 def test_event_only_entries_are_metric_names_with_reasons() -> None:
     for name, reason in EVENT_ONLY.items():
-        assert re.fullmatch(r"[a-zA-Z_:][a-zA-Z0-9_:]*", name), name
+        assert re.fullmatch(r"[a-zA-Z_:][a-zA-Z0-9_:]*(\{[^{}]+\})?", name), name
         assert len(reason) >= 40, f"{name}: say why it may have no series"
 
 
@@ -108,6 +108,11 @@ def test_matching_is_by_whole_metric_name() -> None:
     assert set(event_only_metrics(without_fallback(blocked.expr))) == {"airflow_triggers_blocked_main_thread"}
     assert not event_only_metrics("airflow_triggers_blocked_main_thread_total + x")
     assert not event_only_metrics(panel("dashboard airflow-workers / Broker queue · default [A]").expr)
+    # A selector entry exempts that selection only: the Watchdog, proof that rules run, is not exempt.
+    critical = panel("dashboard airflow-oncall / Critical alerts firing [A]")
+    assert len(event_only_metrics(without_fallback(critical.expr))) == 1
+    assert not event_only_metrics(panel("dashboard airflow-oncall / Alerting pipeline · Watchdog [A]").expr)
+    assert not event_only_metrics(panel("dashboard airflow-oncall / Firing now [A]").expr)
 
 
 class FakePrometheus:

@@ -1,6 +1,7 @@
-"""A panel and the alert that watch the same quantity turn red and fire at the same number: the one in
-grafana/dashboards_src/thresholds.py. The dashboards import it; here each named alert's expression
-must compare with it, and each named panel of the generated JSON must turn red exactly there."""
+"""A panel and the alert that watch the same quantity turn red (orange for a warning level) and fire at
+the same number: the one in grafana/dashboards_src/thresholds.py. The dashboards import it; here each
+named alert's expression must compare with it, and each named panel of the generated JSON must take the
+threshold's colour exactly there."""
 
 from __future__ import annotations
 
@@ -33,10 +34,10 @@ def compared_with(expr: str) -> set[float]:
     return {float(number) for number in re.findall(r"(?<![=!<>])[<>]=?\s*([0-9]+(?:\.[0-9]+)?)\b", expr)}
 
 
-def red_from(panel: dict) -> float | None:
+def colour_from(panel: dict, colour: str) -> float | None:
     steps = panel["fieldConfig"]["defaults"]["thresholds"]["steps"]
-    reds = [step["value"] for step in steps if step["color"] == "red"]
-    return reds[0] if len(reds) == 1 else None
+    found = [step["value"] for step in steps if step["color"] == colour]
+    return found[0] if len(found) == 1 else None
 
 
 @pytest.mark.parametrize("threshold", SHARED, ids=lambda t: t.alert)
@@ -49,12 +50,13 @@ def test_alert_fires_at_the_shared_threshold(threshold: Threshold) -> None:
 
 
 @pytest.mark.parametrize("threshold", SHARED, ids=lambda t: t.alert)
-def test_panels_turn_red_at_the_shared_threshold(threshold: Threshold) -> None:
+def test_panels_change_colour_at_the_shared_threshold(threshold: Threshold) -> None:
     for title in threshold.panels:
         found = [panel for panel in PANELS if panel["title"] == title]
         assert found, f"no dashboard panel titled {title!r}"
         for panel in found:
-            assert red_from(panel) == threshold.value, f"{title!r} turns red at {red_from(panel)}"
+            at = colour_from(panel, threshold.color)
+            assert at == threshold.value, f"{title!r} turns {threshold.color} at {at}"
 
 
 def test_failure_ratio_alert_states_its_threshold() -> None:
