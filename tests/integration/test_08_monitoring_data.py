@@ -96,6 +96,13 @@ def test_every_metric_name_used_exists_in_prometheus(workload_scraped: Stack) ->
     assert not missing, f"metric names not in Prometheus: {missing}"
 
 
+def test_the_ui_url_for_grafana_links_is_airflows_base_url(workload_scraped: Stack) -> None:
+    """worker-capacity exports [api] base_url as airflow_ui_info{url}; the on-call dashboard's links to DAG
+    pages read it. The test stack sets no AIRFLOW_PUBLIC_URL, so it is the published api-server."""
+    urls = {s["metric"]["url"] for s in workload_scraped.wait_for_series("airflow_ui_info", timeout=60)}
+    assert urls == {workload_scraped.url("AIRFLOW_API_PORT")}
+
+
 @pytest.fixture
 def grafana(stack: Stack) -> tuple[str, tuple[str, str]]:
     if not stack.with_grafana:
