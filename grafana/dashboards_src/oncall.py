@@ -173,9 +173,9 @@ def dashboard() -> Dashboard:
             ),
             table(
                 "Components · live vs expected",
-                "Per component: how many are live (schedulers, triggerer, dag-processor: a heartbeat in "
-                "the metadata database within the health-check threshold; Celery workers: online in "
-                "Flower), how many the topology expects, and how many are missing. A missing scheduler "
+                "Per component: how many are live (schedulers, triggerer, dag-processor: a recent "
+                "heartbeat in the metadata database's job table; Celery workers: online in Flower), how "
+                "many the topology expects, and how many are missing. A missing scheduler "
                 "means no HA: the other carries on alone. Start it again: `make up`, then its logs.",
                 ["job_type"],
                 [
