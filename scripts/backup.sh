@@ -61,7 +61,9 @@ for db in "${databases[@]}"; do
   final="$backup_dir/$db-$stamp.dump"
   partial="$backup_dir/.$db-$stamp.dump.partial"
   [ ! -e "$final" ] || die "$final exists already"
-  in_postgres pg_dump --format=custom --dbname="$db" > "$partial" || die "pg_dump of database '$db' failed"
+  # db_backup: the db-backup service's monitoring state (scripts/db-backup-loop.sh), never restored.
+  in_postgres pg_dump --format=custom --exclude-schema=db_backup --dbname="$db" > "$partial" \
+    || die "pg_dump of database '$db' failed"
   # Read it back, every byte: a dump pg_restore cannot read is no backup. Nothing is deleted before this.
   [ "$(head -c 5 "$partial")" = PGDMP ] || die "pg_dump of '$db' did not write a custom-format archive"
   in_postgres pg_restore --file=/dev/null < "$partial" || die "pg_restore cannot read the dump of '$db' back"

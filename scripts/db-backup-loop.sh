@@ -6,6 +6,10 @@
 # than BACKUP_RETENTION_DAYS go, the newest of each database always stays. It runs as the owner of
 # ./backups on the host, or as postgres (999) when that owner is root, never as root itself.
 # Change the interval and retention in .env; the health check reads /tmp/backup-ok and /tmp/backup-failed.
+# Monitoring: at its start and after every round it writes its interval, start time and the time of the
+# last good (and last failed) round into the one-row table db_backup.status of the airflow database;
+# postgres-exporter exports it (config/postgres_exporter_queries.yml) for the BackupTooOld alert. The
+# dumps leave that schema out (as scripts/backup.sh does), so a restore never rolls the state back.
 set -eu
 
 if [ "$(id -u)" = 0 ]; then
@@ -28,13 +32,41 @@ for setting in "BACKUP_INTERVAL_HOURS=${BACKUP_INTERVAL_HOURS:-24}" "BACKUP_RETE
 done
 interval=$((${BACKUP_INTERVAL_HOURS:-24} * 3600))
 keep_minutes=$((${BACKUP_RETENTION_DAYS:-7} * 1440))
+started=$(date -u +%s)
+
+# record [last_success_at|last_failure_at]: the loop's state into db_backup.status, that column set to
+# now. Creates the table if needed. Best effort: a failure is logged and the backups go on (the row
+# then ages, and BackupTooOld says so).
+record() {
+  stamp_column=""
+  [ -z "${1:-}" ] || stamp_column="UPDATE db_backup.status SET $1 = now();"
+  if ! psql --dbname=airflow --no-psqlrc --quiet --set=ON_ERROR_STOP=1 --single-transaction <<SQL > /dev/null
+SET client_min_messages = warning;
+CREATE SCHEMA IF NOT EXISTS db_backup;
+CREATE TABLE IF NOT EXISTS db_backup.status (
+  id boolean PRIMARY KEY DEFAULT true CHECK (id),
+  interval_seconds integer NOT NULL,
+  started_at timestamptz NOT NULL,
+  last_success_at timestamptz,
+  last_failure_at timestamptz
+);
+INSERT INTO db_backup.status (interval_seconds, started_at) VALUES ($interval, to_timestamp($started))
+  ON CONFLICT (id) DO UPDATE SET interval_seconds = excluded.interval_seconds, started_at = excluded.started_at;
+$stamp_column
+SQL
+  then
+    echo "db-backup: WARNING: could not record the backup state in db_backup.status" >&2
+  fi
+}
+record
 
 while :; do
   stamp=$(date -u +%Y%m%dT%H%M%SZ)
   failed=0
   for db in ${BACKUP_DATABASES:-airflow demo}; do
     partial="/backups/.$db-$stamp.dump.partial"
-    if pg_dump --format=custom --dbname="$db" --file="$partial" && pg_restore --list "$partial" > /dev/null; then
+    if pg_dump --format=custom --exclude-schema=db_backup --dbname="$db" --file="$partial" \
+      && pg_restore --list "$partial" > /dev/null; then
       mv "$partial" "/backups/$db-$stamp.dump"
       echo "db-backup: /backups/$db-$stamp.dump"
       newest="/backups/$db-$stamp.dump"
@@ -49,8 +81,10 @@ while :; do
   if [ "$failed" = 0 ]; then
     rm -f /tmp/backup-failed
     touch /tmp/backup-ok
+    record last_success_at
   else
     touch /tmp/backup-failed
+    record last_failure_at
   fi
   sleep "$interval"
 done

@@ -1,7 +1,10 @@
-"""Faults become alerts, delivered, and clear again: with both schedulers stopped the heartbeat alert
-fires and Alertmanager delivers it to the local webhook receiver; a broken file dropped into dags/
-makes the import-error alert fire and arrive; after recovery both stop firing and the critical one's
-resolution is delivered too. Both faults run at once to keep the suite short."""
+"""Faults become alerts, delivered, and clear again: with one of the two schedulers stopped the
+degraded-HA alert fires (counted from the metadata database's job table by postgres-exporter) while the
+heartbeat alert stays silent, and clears once it is back; with both schedulers stopped the heartbeat
+alert fires (and the degraded-HA one does not) and Alertmanager delivers it to the local webhook
+receiver; a broken file dropped into dags/ makes the import-error alert fire and arrive; after recovery
+both stop firing and the critical one's resolution is delivered too. The last two faults run at once to
+keep the suite short."""
 
 from __future__ import annotations
 
@@ -12,10 +15,22 @@ from tests.integration.stack import Stack
 
 HEARTBEAT = "AirflowSchedulerHeartbeatMissing"
 IMPORT_ERRORS = "AirflowDagImportErrors"
+HA_DEGRADED = "AirflowSchedulerHADegraded"
 
 
 def firing(stack: Stack) -> set[str]:
     return {a["labels"]["alertname"] for a in stack.alerts() if a["state"] == "firing"}
+
+
+def active(stack: Stack) -> set[str]:
+    """Alert names pending or firing."""
+    return {a["labels"]["alertname"] for a in stack.alerts()}
+
+
+def schedulers(stack: Stack, record: str) -> float | None:
+    """A recorded per-job-type series for the schedulers: `max` (live now) or `expected`."""
+    result = stack.prometheus_query(f'job_type:airflow_jobs_live:{record}{{job_type="SchedulerJob"}}')
+    return float(result[0]["value"][1]) if result else None
 
 
 def delivered(stack: Stack, status: str) -> set[str]:
@@ -36,6 +51,33 @@ def wait_until(condition: Callable[[], bool], timeout: float, what: str) -> None
         time.sleep(10)
 
 
+def test_one_stopped_scheduler_fires_the_degraded_ha_alert_and_it_clears(stack: Stack) -> None:
+    """Both schedulers have run for minutes, so the expectation the topology sets is 2; with one stopped
+    1 is alive, AirflowSchedulerHADegraded fires (for: 1m, after up to 30 s for the stopped one's
+    heartbeat to age and a scrape), the all-down alert does not; started again, it clears."""
+    first, _ = stack.containers("airflow-scheduler")
+    wait_until(
+        lambda: schedulers(stack, "max") == 2 and schedulers(stack, "expected") == 2,
+        180,
+        "2 live and 2 expected schedulers in Prometheus",
+    )
+    assert HA_DEGRADED not in active(stack)
+    first.stop(timeout=30)
+    try:
+        wait_until(lambda: schedulers(stack, "max") == 1, 120, "1 live scheduler in Prometheus")
+        wait_until(lambda: HA_DEGRADED in firing(stack), 240, f"{HA_DEGRADED} to fire")
+        (alert,) = [a for a in stack.alerts() if a["labels"]["alertname"] == HA_DEGRADED]
+        assert alert["labels"]["job_type"] == "SchedulerJob"
+        assert alert["labels"]["severity"] == "warning"
+        assert float(alert["value"]) == 1
+        assert "fewer than 2," in alert["annotations"]["description"]
+        assert HEARTBEAT not in active(stack), "one scheduler left is degraded, not down"
+    finally:
+        first.start()
+    wait_until(lambda: HA_DEGRADED not in active(stack), 240, f"{HA_DEGRADED} to clear")
+    assert schedulers(stack, "max") == 2
+
+
 def test_stopped_schedulers_and_a_broken_dag_file_alert_and_recover(stack: Stack) -> None:
     stack.exec(
         "webhook-receiver", ["curl", "--fail", "--silent", "-X", "DELETE", "http://127.0.0.1:8080/received"]
@@ -48,6 +90,9 @@ def test_stopped_schedulers_and_a_broken_dag_file_alert_and_recover(stack: Stack
         scheduler.stop(timeout=30)
     try:
         wait_until(lambda: {HEARTBEAT, IMPORT_ERRORS} <= firing(stack), 600, "both alerts to fire")
+        # None left is the heartbeat alert's case: the degraded-HA alert stays silent (no live scheduler).
+        assert schedulers(stack, "max") == 0
+        assert HA_DEGRADED not in firing(stack)
         wait_until(
             lambda: {HEARTBEAT, IMPORT_ERRORS} <= delivered(stack, "firing"),
             300,

@@ -30,6 +30,7 @@ import pytest
 import requests
 
 from tests.integration.airflow_api import AirflowApi, access_token
+from tests.integration.faults import wait_until
 from tests.integration.stack import COMPOSE_FILES, PROJECT, REPO, Stack
 
 # Runs and task instances that cannot change any more: a restore must give back exactly these.
@@ -42,6 +43,7 @@ FINISHED_TIS = (
 # Variables are stored Fernet-encrypted; a key without "secret" or "password" is not masked by the API.
 VARIABLE = "restore_check_note"
 DUMP_NAME = r"^(airflow|demo)-\d{8}T\d{6}Z\.dump$"
+BACKUP_TOO_OLD = "BackupTooOld"
 
 
 def rows(stack: Stack, query: str) -> set[tuple[str, ...]]:
@@ -72,6 +74,38 @@ def bearer(stack: Stack) -> dict[str, str]:
     base = stack.url("AIRFLOW_API_PORT")
     token = access_token(base, stack.env["AIRFLOW_ADMIN_USER"], stack.env["AIRFLOW_ADMIN_PASSWORD"])
     return {"Authorization": f"Bearer {token}"}
+
+
+def backup_too_old(stack: Stack) -> list[dict]:
+    """BackupTooOld, pending or firing."""
+    return [alert for alert in stack.alerts() if alert["labels"]["alertname"] == BACKUP_TOO_OLD]
+
+
+def test_backup_age_reaches_prometheus_and_backup_too_old_follows_it(stack: Stack) -> None:
+    """The db-backup service's first round, at the stack's start, recorded its success and interval in
+    db_backup.status; postgres-exporter exports both and BackupTooOld is silent. Aged by three
+    intervals in the table, the recorded success makes the rule match the live series (pending: its
+    `for` is 5 minutes), and put back it clears. Runs before the round below, which records its own
+    interval."""
+    ((interval, success, now),) = stack.sql(
+        "SELECT interval_seconds, extract(epoch FROM last_success_at), extract(epoch FROM now()) "
+        "FROM db_backup.status"
+    )
+    assert int(interval) == int(stack.env["BACKUP_INTERVAL_HOURS"]) * 3600
+    assert 0 < float(now) - float(success) < int(interval), "no good backup recorded since the start"
+    exported = stack.wait_for_series("db_backup_last_success_timestamp_seconds")
+    assert [float(series["value"][1]) for series in exported] == [pytest.approx(float(success), abs=1)]
+    (exported_interval,) = stack.prometheus_query("db_backup_interval_seconds")
+    assert float(exported_interval["value"][1]) == int(interval)
+    assert not backup_too_old(stack), "BackupTooOld is pending or firing after a good backup"
+
+    aged = "last_success_at - make_interval(secs => 3 * interval_seconds)"
+    stack.sql(f"UPDATE db_backup.status SET last_success_at = {aged}")
+    try:
+        wait_until(lambda: backup_too_old(stack), 120, "BackupTooOld on an aged backup", every=5)
+    finally:
+        stack.sql(f"UPDATE db_backup.status SET last_success_at = to_timestamp({float(success)})")
+    wait_until(lambda: not backup_too_old(stack), 120, "BackupTooOld to clear", every=5)
 
 
 def test_scheduled_backups_run_at_start_and_apply_retention(stack: Stack) -> None:

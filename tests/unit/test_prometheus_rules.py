@@ -92,6 +92,17 @@ AIRFLOW_HISTOGRAMS: dict[str, tuple[str, ...]] = {
     # ... and only for runs Airflow schedules itself (not manual, asset-triggered or cleared runs).
     "airflow_dagrun_schedule_delay": ("dag_id",),
 }
+# - postgres-exporter's custom queries (config/postgres_exporter_queries.yml: <query>_<column>; labels
+#   checked by tests/unit/test_postgres_exporter_queries.py, which also holds this set to the file).
+POSTGRES_EXPORTER_QUERY_METRICS: set[str] = {
+    # live Airflow components from the `job` table, label job_type
+    "airflow_jobs_live",
+    # the db-backup loop's state (db_backup.status)
+    "db_backup_interval_seconds",
+    "db_backup_started_timestamp_seconds",
+    "db_backup_last_success_timestamp_seconds",
+    "db_backup_last_failure_timestamp_seconds",
+}
 # - The exporters and Prometheus itself (scrape job in brackets).
 EXPORTER_METRICS: set[str] = {
     # every job
@@ -134,6 +145,7 @@ KNOWN_METRICS: set[str] = (
     set(AIRFLOW_METRICS)
     | {f"{family}{suffix}" for family in AIRFLOW_HISTOGRAMS for suffix in ("_bucket", "_sum", "_count")}
     | EXPORTER_METRICS
+    | POSTGRES_EXPORTER_QUERY_METRICS
 )
 
 # Words that are not metric names where a name could stand: operators, modifiers, and aggregations
