@@ -42,9 +42,9 @@ ALERT_KEYS = "alertname, severity, service"
 # Celery workers: online in Flower against the most worker-capacity counted in 30 min, as the
 # AirflowCeleryWorkersBelowExpected alert compares them.
 WORKERS = '"job_type", "CeleryWorker", "", ""'
-LIVE = f"sum by (job_type) (airflow_jobs_live) or label_replace(sum(flower_worker_online), {WORKERS})"
+LIVE = f"job_type:airflow_jobs_live:max or label_replace(sum(flower_worker_online), {WORKERS})"
 EXPECTED = (
-    "max by (job_type) (airflow:jobs_live:expected) "
+    "job_type:airflow_jobs_live:expected "
     f"or label_replace(airflow:celery_workers:expected, {WORKERS})"
 )
 # A component with no live series at all counts as 0 live.
@@ -126,7 +126,7 @@ def dashboard() -> Dashboard:
                 "Components missing",
                 "Schedulers, triggerers, dag-processors and Celery workers expected but not live, summed "
                 "(the table 'Components · live vs expected' says which). Expected comes from the topology: "
-                "the recording rules airflow:jobs_live:expected and airflow:celery_workers:expected.",
+                "the recording rules job_type:airflow_jobs_live:expected and airflow:celery_workers:expected.",
                 [Query(f"sum({MISSING})", instant=True)],
                 "short",
                 steps_up(GREEN, (RED, 1)),
