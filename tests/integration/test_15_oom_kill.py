@@ -110,7 +110,7 @@ def test_a_task_over_the_worker_memory_limit_is_killed_and_the_alert_names_the_w
         wait_until(lambda: worker_oom_alerts(stack, "firing"), 180, f"{ALERT} to fire")
         (alert,) = worker_oom_alerts(stack, "firing")
         assert alert["labels"]["container"] == victim, alert["labels"]
-        assert alert["labels"]["service"] == "airflow-worker", alert["labels"]
+        assert alert["labels"]["compose_service"] == "airflow-worker", alert["labels"]
         assert victim in alert["annotations"]["summary"], alert["annotations"]
         assert victim in alert["annotations"]["description"], alert["annotations"]
         wait_until(lambda: delivered(stack), 300, f"Alertmanager to deliver {ALERT}")
