@@ -2,7 +2,7 @@
 # offline/build.sh: builds the stand-ins for the stack's official images where no container
 # registry is reachable: a Debian trixie base (debootstrap), postgres, redis, pgbouncer and airflow
 # from Debian packages and PyPI; statsd-exporter, prometheus, alertmanager, postgres-exporter,
-# redis-exporter and pgbouncer-exporter from the Go module proxy.
+# redis-exporter, pgbouncer-exporter, node-exporter and cadvisor from the Go module proxy.
 # Run by: `make offline-images` and .ci/run (as root: debootstrap needs it on a cold cache);
 # `make tools` runs `build.sh --tools`, which builds only the Go binaries the unit tests use
 # (statsd_exporter, prometheus/promtool, amtool).
@@ -89,7 +89,8 @@ while IFS= read -r line || [ -n "$line" ]; do
   images[${BASH_REMATCH[1]}]=${BASH_REMATCH[2]}
 done < "$offline_dir/images.env"
 for key in AIRFLOW_BASE_IMAGE POSTGRES_IMAGE REDIS_IMAGE PGBOUNCER_IMAGE STATSD_EXPORTER_IMAGE PROMETHEUS_IMAGE \
-  ALERTMANAGER_IMAGE POSTGRES_EXPORTER_IMAGE REDIS_EXPORTER_IMAGE PGBOUNCER_EXPORTER_IMAGE; do
+  ALERTMANAGER_IMAGE POSTGRES_EXPORTER_IMAGE REDIS_EXPORTER_IMAGE PGBOUNCER_EXPORTER_IMAGE NODE_EXPORTER_IMAGE \
+  CADVISOR_IMAGE; do
   [ -n "${images[$key]:-}" ] || die "offline/images.env lacks $key"
   [[ "${images[$key]}" == */*:* ]] || die "offline/images.env: $key=${images[$key]} has no repository/name:tag"
 done
@@ -108,10 +109,10 @@ done
 statsd_version=$(tag_of STATSD_EXPORTER_IMAGE)
 prometheus_version=$(tag_of PROMETHEUS_IMAGE)
 alertmanager_version=$(tag_of ALERTMANAGER_IMAGE)
-postgres_exporter_version=$(tag_of POSTGRES_EXPORTER_IMAGE)
 redis_exporter_version=$(tag_of REDIS_EXPORTER_IMAGE)
-pgbouncer_exporter_version=$(tag_of PGBOUNCER_EXPORTER_IMAGE)
-for key in STATSD_EXPORTER_IMAGE ALERTMANAGER_IMAGE POSTGRES_EXPORTER_IMAGE REDIS_EXPORTER_IMAGE PGBOUNCER_EXPORTER_IMAGE; do
+cadvisor_version=$(tag_of CADVISOR_IMAGE)
+for key in STATSD_EXPORTER_IMAGE ALERTMANAGER_IMAGE POSTGRES_EXPORTER_IMAGE REDIS_EXPORTER_IMAGE PGBOUNCER_EXPORTER_IMAGE \
+  NODE_EXPORTER_IMAGE CADVISOR_IMAGE; do
   [[ "$(tag_of "$key")" =~ ^v[0-9]+\.[0-9]+\.[0-9]+$ ]] || die "$key tag must be vX.Y.Z (the Go module version)"
 done
 # Prometheus v3.X.Y is published as the Go module version v0.3XX.Y.
@@ -261,30 +262,58 @@ build_alertmanager() {
   go_out_install "$tmp/out" "$alertmanager_out"
 }
 
-postgres_exporter_out="$go_dir/out/postgres_exporter-$postgres_exporter_version"
-build_postgres_exporter() {
-  local tmp
-  new_tmp_dir postgres_exporter
+# Exporters built the same way, one line each: binary (also the job name; the image and its folder
+# here are the name with - for _), its images.env key, Go module, package inside the module, files
+# copied beside the binary. The image tag is the module version; the binary must report it.
+go_exporters=(
+  "postgres_exporter POSTGRES_EXPORTER_IMAGE github.com/prometheus-community/postgres_exporter ./cmd/postgres_exporter LICENSE,NOTICE"
+  "pgbouncer_exporter PGBOUNCER_EXPORTER_IMAGE github.com/prometheus-community/pgbouncer_exporter . LICENSE"
+  "node_exporter NODE_EXPORTER_IMAGE github.com/prometheus/node_exporter . LICENSE,NOTICE"
+)
+exporter_names=()
+declare -A exporter_key=() exporter_module=() exporter_package=() exporter_files=() exporter_out=()
+for row in "${go_exporters[@]}"; do
+  read -r name key module package files <<< "$row"
+  exporter_names+=("$name")
+  exporter_key[$name]=$key
+  exporter_module[$name]=$module
+  exporter_package[$name]=$package
+  exporter_files[$name]=$files
+  exporter_out[$name]="$go_dir/out/$name-$(tag_of "$key")"
+done
+build_exporter() { # binary name from go_exporters
+  local name=$1 tmp version file
+  version=$(tag_of "${exporter_key[$name]}")
+  new_tmp_dir "$name"
   tmp=$tmp_dir
-  go_module_copy "github.com/prometheus-community/postgres_exporter@$postgres_exporter_version" "$tmp/src"
-  go_build_in "$tmp/src" "$tmp/out" "$(version_ldflags "$postgres_exporter_version")" ./cmd/postgres_exporter
-  cp "$tmp/src/LICENSE" "$tmp/src/NOTICE" "$tmp/out/"
-  [[ "$("$tmp/out/postgres_exporter" --version 2>&1)" == *"version ${postgres_exporter_version#v} "* ]] \
-    || die "the built postgres_exporter does not report version $postgres_exporter_version"
-  go_out_install "$tmp/out" "$postgres_exporter_out"
+  go_module_copy "${exporter_module[$name]}@$version" "$tmp/src"
+  go_build_in "$tmp/src" "$tmp/out" "$(version_ldflags "$version")" "${exporter_package[$name]}"
+  for file in ${exporter_files[$name]//,/ }; do cp "$tmp/src/$file" "$tmp/out/"; done
+  [[ "$("$tmp/out/$name" --version 2>&1)" == *"version ${version#v} "* ]] \
+    || die "the built $name does not report version $version"
+  go_out_install "$tmp/out" "${exporter_out[$name]}"
 }
 
-pgbouncer_exporter_out="$go_dir/out/pgbouncer_exporter-$pgbouncer_exporter_version"
-build_pgbouncer_exporter() {
-  local tmp
-  new_tmp_dir pgbouncer_exporter
+# cAdvisor's main package is in the module github.com/google/cadvisor/cmd, which the module proxy
+# does not serve (it has no tags of its own). offline/cadvisor/src is a trimmed copy of that main
+# package (same flags, /metrics and OOM counting) on the library modules, which it does serve.
+cadvisor_out="$go_dir/out/cadvisor-$cadvisor_version"
+build_cadvisor() {
+  local tmp src lib p=github.com/google/cadvisor/lib/version
+  new_tmp_dir cadvisor
   tmp=$tmp_dir
-  go_module_copy "github.com/prometheus-community/pgbouncer_exporter@$pgbouncer_exporter_version" "$tmp/src"
-  go_build_in "$tmp/src" "$tmp/out" "$(version_ldflags "$pgbouncer_exporter_version")" .
-  cp "$tmp/src/LICENSE" "$tmp/out/"
-  [[ "$("$tmp/out/pgbouncer_exporter" --version 2>&1)" == *"version ${pgbouncer_exporter_version#v} "* ]] \
-    || die "the built pgbouncer_exporter does not report version $pgbouncer_exporter_version"
-  go_out_install "$tmp/out" "$pgbouncer_exporter_out"
+  grep -q "^	github.com/google/cadvisor/lib $cadvisor_version\$" "$offline_dir/cadvisor/src/go.mod" \
+    || die "offline/cadvisor/src/go.mod does not require github.com/google/cadvisor/lib $cadvisor_version (images.env); run go get there"
+  cp -r "$offline_dir/cadvisor/src" "$tmp/src"
+  go_build_in "$tmp/src" "$tmp/out" \
+    "-X $p.Version=$cadvisor_version -X $p.Revision=unknown -X $p.BuildUser=airflow-stack-offline" .
+  src=$(module_dir "github.com/google/cadvisor@$cadvisor_version")
+  lib=$(module_dir "github.com/google/cadvisor/lib@$cadvisor_version")
+  cp "$src/LICENSE" "$tmp/out/"
+  cmp -s "$src/LICENSE" "$lib/LICENSE" || die "cadvisor's lib module has another LICENSE; copy it too"
+  [[ "$("$tmp/out/cadvisor" --version 2>&1)" == "cAdvisor version $cadvisor_version "* ]] \
+    || die "the built cadvisor does not report version $cadvisor_version"
+  go_out_install "$tmp/out" "$cadvisor_out"
 }
 
 redis_exporter_out="$go_dir/out/redis_exporter-$redis_exporter_version"
@@ -304,16 +333,16 @@ build_redis_exporter() {
 
 declare -A go_job_pid=() go_job_start=()
 # A job cleans up its own temporary trees and must not kill its siblings on the way out.
-go_job_body() {
+go_job_body() { # function args...
   bg_pids=()
   tmp_dirs=()
   trap cleanup EXIT
-  "$1"
+  "$@"
 }
-start_go_job() { # name function
+start_go_job() { # name function args...
   command -v go > /dev/null \
     || die "Go (>= the version in the module's go.mod) is needed to build $1; install it from go.dev/dl"
-  go_job_body "$2" > "$work_dir/logs/$1.log" 2>&1 &
+  go_job_body "${@:2}" > "$work_dir/logs/$1.log" 2>&1 &
   go_job_pid[$1]=$!
   go_job_start[$1]=$(now)
   bg_pids+=("$!")
@@ -350,9 +379,11 @@ if [ "${1:-}" = --tools ]; then
   if [ "${#go_job_pid[@]}" -gt 0 ]; then rm -rf "$go_dir/mod" "$go_dir/build"; fi
   exit 0
 fi
-[ -x "$postgres_exporter_out/postgres_exporter" ] || start_go_job postgres_exporter build_postgres_exporter
+for name in "${exporter_names[@]}"; do
+  [ -x "${exporter_out[$name]}/$name" ] || start_go_job "$name" build_exporter "$name"
+done
 [ -x "$redis_exporter_out/redis_exporter" ] || start_go_job redis_exporter build_redis_exporter
-[ -x "$pgbouncer_exporter_out/pgbouncer_exporter" ] || start_go_job pgbouncer_exporter build_pgbouncer_exporter
+[ -x "$cadvisor_out/cadvisor" ] || start_go_job cadvisor build_cadvisor
 
 # --- base image: Debian minbase root filesystem ----------------------------------------------------
 # Cached means: the tag exists and carries the hash of the current inputs. (Images derived from
@@ -505,17 +536,19 @@ link_host_tools
 ctx=$(context alertmanager "$offline_dir"/alertmanager/* "$alertmanager_out"/*)
 build_image alertmanager "${images[ALERTMANAGER_IMAGE]}" "$ctx"
 
-wait_go_job postgres_exporter
-ctx=$(context postgres-exporter "$offline_dir"/postgres-exporter/* "$postgres_exporter_out"/*)
-build_image postgres-exporter "${images[POSTGRES_EXPORTER_IMAGE]}" "$ctx"
+for name in "${exporter_names[@]}"; do
+  wait_go_job "$name"
+  ctx=$(context "${name//_/-}" "$offline_dir/${name//_/-}"/* "${exporter_out[$name]}"/*)
+  build_image "${name//_/-}" "${images[${exporter_key[$name]}]}" "$ctx"
+done
 
 wait_go_job redis_exporter
 ctx=$(context redis-exporter "$offline_dir"/redis-exporter/* "$redis_exporter_out"/*)
 build_image redis-exporter "${images[REDIS_EXPORTER_IMAGE]}" "$ctx"
 
-wait_go_job pgbouncer_exporter
-ctx=$(context pgbouncer-exporter "$offline_dir"/pgbouncer-exporter/* "$pgbouncer_exporter_out"/*)
-build_image pgbouncer-exporter "${images[PGBOUNCER_EXPORTER_IMAGE]}" "$ctx"
+wait_go_job cadvisor
+ctx=$(context cadvisor "$offline_dir"/cadvisor/Dockerfile "$cadvisor_out"/*)
+build_image cadvisor "${images[CADVISOR_IMAGE]}" "$ctx"
 
 bg_pids=()
 # The binaries are what is kept; Go's module and build caches (about 4 GB) only served this build.

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from . import drilldown, metadata, oncall, overview, scheduler, workers
+from . import drilldown, metadata, oncall, overview, resources, scheduler, workers
 from .panels import Dashboard
 
 
@@ -14,4 +14,5 @@ def dashboards() -> list[Dashboard]:
         workers.dashboard(),
         metadata.dashboard(),
         drilldown.dashboard(),
+        resources.dashboard(),
     ]

@@ -23,6 +23,7 @@ SCHEDULER_UID = "airflow-scheduler"
 WORKERS_UID = "airflow-workers"
 METADATA_UID = "airflow-metadata"
 DRILLDOWN_UID = "airflow-dag-drilldown"
+RESOURCES_UID = "airflow-resources"
 
 # Any DAG with a finished task instance, in whatever state: a DAG that never succeeded can be picked.
 DAG_ID_QUERY = "label_values(airflow_ti_finish, dag_id)"

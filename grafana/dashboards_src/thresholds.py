@@ -48,6 +48,21 @@ SCHEDULER_LAG_PANELS = ("Scheduler lag · schedule delay p95, 1 h",)
 SCHEDULER_LAG_WARNING = Threshold(10, "AirflowSchedulerLag", SCHEDULER_LAG_PANELS, color="orange")
 SCHEDULER_LAG = Threshold(60, "AirflowSchedulerLagCritical", SCHEDULER_LAG_PANELS)
 
+# A container's working set / its memory limit (containers with a limit only).
+CONTAINER_MEMORY_OF_LIMIT = Threshold(
+    0.9,
+    "ContainerMemoryNearLimit",
+    ("Memory used of limit · highest container", "Memory used of limit by container"),
+)
+
+# Used share of a host filesystem (not tmpfs, overlay or read-only).
+HOST_DISK_USED = Threshold(
+    0.85, "HostDiskSpaceLow", ("Host disk used · fullest filesystem", "Host disk used by filesystem")
+)
+
+# Share of the host's memory not available (1 - MemAvailable / MemTotal).
+HOST_MEMORY_USED = Threshold(0.9, "HostMemoryLow", ("Host memory used",))
+
 SHARED = [
     TASK_FAILURE_RATIO,
     POSTGRES_CONNECTIONS_USED,
@@ -55,4 +70,7 @@ SHARED = [
     PGBOUNCER_CLIENT_WAIT,
     SCHEDULER_LAG_WARNING,
     SCHEDULER_LAG,
+    CONTAINER_MEMORY_OF_LIMIT,
+    HOST_DISK_USED,
+    HOST_MEMORY_USED,
 ]

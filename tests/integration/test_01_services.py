@@ -25,6 +25,8 @@ LONG_RUNNING = [
     "pgbouncer-exporter",
     "alertmanager",
     "db-backup",
+    "cadvisor",
+    "node-exporter",
 ]
 
 

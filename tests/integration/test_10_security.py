@@ -1,8 +1,9 @@
 """Secure by default, checked on the running stack: every door refuses whoever lacks the key, nothing runs
-as root, nothing the containers read from the repository can be written by them, and no secret is
-baked into the Airflow image. Checked elsewhere and not repeated here: only the UIs published, on
-127.0.0.1 (test_01), Flower and Grafana refusing anonymous users (test_01, test_08), a missing secret
-stopping compose (tests/unit/test_compose_file.py), `.env` created with mode 600 (tests/unit)."""
+as root but cAdvisor (which needs it, and keeps one capability), nothing the containers read from the
+repository can be written by them, and no secret is baked into the Airflow image. Checked elsewhere and
+not repeated here: only the UIs published, on 127.0.0.1 (test_01), Flower and Grafana refusing anonymous
+users (test_01, test_08), a missing secret stopping compose (tests/unit/test_compose_file.py), `.env`
+created with mode 600 (tests/unit)."""
 
 from __future__ import annotations
 
@@ -51,8 +52,16 @@ EXPECTED_UID = {
     "alertmanager": 65534,
     "prometheus": 65534,  # nobody, the image's USER
     "grafana": 472,  # the image's grafana user
+    "node-exporter": 65534,  # user: in docker-compose.yml
+    "cadvisor": 0,  # the one root service: ROOT_BY_NEED says why, and test_cadvisor_... what it may do
     # db-backup (postgres image) runs as the owner of BACKUP_DIR on the host, or postgres (999) when
     # that is root; it must be able to write there, and never needs root to do so: see backup_uid().
+}
+# Services that keep root, with the reason; each is held to its capabilities below.
+ROOT_BY_NEED = {
+    "cadvisor": "reads the Docker socket (container names), Docker's layer index (/var/lib/docker/image, "
+    "mode 0700 root) and /dev/kmsg (OOM kills): a non-root user would need capabilities Docker does not "
+    "give non-root processes",
 }
 # Bind mounts from the host that a service may write to, with the reason. Everything else is read-only.
 WRITABLE_BINDS: dict[str, set[str]] = {
@@ -300,7 +309,24 @@ def test_processes_run_as_the_expected_non_root_users(stack: Stack) -> None:
     assert not unknown, f"services without an expected user in EXPECTED_UID: {unknown}"
     wrong = {s: uids for s, uids in found.items() if uids != {expected[s]}}
     assert not wrong, f"process users differ from EXPECTED_UID: {wrong}"
-    assert 0 not in set().union(*found.values())
+    rooted = {s for s, uids in found.items() if 0 in uids}
+    assert rooted <= set(ROOT_BY_NEED), f"running as root: {sorted(rooted - set(ROOT_BY_NEED))}"
+
+
+def test_cadvisor_runs_with_one_capability_and_a_read_only_view_of_the_host(stack: Stack) -> None:
+    """The one root service (ROOT_BY_NEED): no privileged mode, every capability dropped but SYSLOG
+    (/dev/kmsg, for OOM kills), no new privileges, a read-only root filesystem, read-only binds."""
+    (cadvisor,) = stack.containers("cadvisor")
+    host = cadvisor.attrs["HostConfig"]
+    assert host["Privileged"] is False
+    # The daemon may spell capabilities with their CAP_ prefix (Docker 20.10 does).
+    assert [c.removeprefix("CAP_") for c in host["CapDrop"]] == ["ALL"]
+    assert [c.removeprefix("CAP_") for c in host["CapAdd"]] == ["SYSLOG"]
+    assert "no-new-privileges:true" in host["SecurityOpt"]
+    assert host["ReadonlyRootfs"] is True
+    assert [d["PathOnHost"] for d in host["Devices"]] == ["/dev/kmsg"]
+    assert all(m["Type"] != "bind" or not m["RW"] for m in cadvisor.attrs["Mounts"])
+    assert not any((cadvisor.attrs["NetworkSettings"]["Ports"] or {}).values()), "publishes a port"
 
 
 def test_config_dags_and_plugins_are_read_only_in_every_airflow_container(stack: Stack) -> None:

@@ -172,3 +172,37 @@ def test_grafana_home_is_the_provisioned_on_call_dashboard(config: dict) -> None
     source = Path(mount["source"]) / home.removeprefix(mount["target"].rstrip("/") + "/")
     assert source.resolve().is_relative_to(REPO / "grafana" / "dashboards"), source
     assert json.loads(source.read_text())["uid"] == "airflow-oncall"
+
+
+MEMORY_LIMIT = re.compile(r"\$\{(?P<var>[A-Z][A-Z0-9_]*_MEMORY_LIMIT):-(?P<default>\d+[mg])\}")
+
+
+@pytest.mark.parametrize(
+    "path", ["docker-compose.yml", "docker-compose.worker.yml", "docker-compose.publish-for-workers.yml"]
+)
+def test_every_service_has_a_memory_limit_from_env(path: str) -> None:
+    """A runaway task is killed alone, in its own container, and the limit is the operator's to set:
+    `mem_limit: ${X_MEMORY_LIMIT:-default}`, X_MEMORY_LIMIT documented in .env.example."""
+    raw = yaml.safe_load((REPO / path).read_text())["services"]
+    documented = set(re.findall(r"^#?([A-Z][A-Z0-9_]*)=", (REPO / ".env.example").read_text(), re.M))
+    for name, service in raw.items():
+        if "image" not in service:
+            continue  # the publish override's changes to a service of the main file
+        match = MEMORY_LIMIT.fullmatch(str(service.get("mem_limit", "")))
+        assert match, f"{path}: {name} has no mem_limit of the form ${{X_MEMORY_LIMIT:-512m}}"
+        assert match["var"] in documented, f"{match['var']} is not documented in .env.example"
+        assert "deploy" not in service or "resources" not in service["deploy"], (
+            f"{name}: one place for limits (mem_limit), not deploy.resources too"
+        )
+
+
+def test_memory_limits_resolve_and_the_worker_does_not_swap(config: dict) -> None:
+    units = {"m": 2**20, "g": 2**30}
+    raw = yaml.safe_load((REPO / "docker-compose.yml").read_text())["services"]
+    for name, service in config["services"].items():
+        default = MEMORY_LIMIT.fullmatch(raw[name]["mem_limit"])["default"]
+        assert int(service["mem_limit"]) == int(default[:-1]) * units[default[-1]], name
+    worker = config["services"]["airflow-worker"]
+    assert worker["memswap_limit"] == worker["mem_limit"]
+    # 16 task processes on top of the worker's own ~0.4 GiB (docs/performance.md: 1.1 GiB at 16 no-ops).
+    assert int(worker["mem_limit"]) >= 2 * 2**30

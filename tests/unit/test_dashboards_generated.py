@@ -26,6 +26,7 @@ EXPECTED = {  # uid -> folder (the Grafana folder, from foldersFromFilesStructur
     "airflow-workers": "Workers",
     "airflow-metadata": "Metadata",
     "airflow-dag-drilldown": "DAGs",
+    "airflow-resources": "Resources",
 }
 VARIABLES = {"dag_id", "task_id", "__rate_interval", "__range", "__interval"}
 SCHEMA_VERSION = 42  # what Grafana 13's dashboard migrator ends at

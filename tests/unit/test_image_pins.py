@@ -24,6 +24,9 @@ AGREE = {
     "POSTGRES_EXPORTER_IMAGE": (1, "scrape only; custom query file format stable within the major"),
     "REDIS_EXPORTER_IMAGE": (1, "scrape only"),
     "PGBOUNCER_EXPORTER_IMAGE": (1, "scrape only"),
+    # Flags and metric names change between minors of both; the kit builds the very same versions.
+    "NODE_EXPORTER_IMAGE": (3, "the same release in both modes: collector flags change between minors"),
+    "CADVISOR_IMAGE": (3, "the same release in both modes: 0.x minors rename flags and metrics"),
 }
 
 

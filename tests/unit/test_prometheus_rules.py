@@ -140,6 +140,21 @@ EXPORTER_METRICS: set[str] = {
     "redis_memory_used_bytes",
     "redis_memory_max_bytes",
     "redis_key_size",
+    # [cadvisor] google/cadvisor with --enable_metrics=cpu,memory,oom_event; prometheus.yml keeps these
+    # and relabels name/compose labels to container, compose_service, compose_project
+    "container_cpu_usage_seconds_total",
+    "container_memory_working_set_bytes",
+    "container_memory_rss",
+    "container_spec_memory_limit_bytes",
+    "container_oom_events_total",
+    # [node-exporter] prometheus/node_exporter, collectors filesystem, meminfo, cpu, loadavg
+    "node_filesystem_avail_bytes",
+    "node_filesystem_size_bytes",
+    "node_filesystem_readonly",
+    "node_memory_MemAvailable_bytes",
+    "node_memory_MemTotal_bytes",
+    "node_cpu_seconds_total",
+    "node_load1",
 }
 KNOWN_METRICS: set[str] = (
     set(AIRFLOW_METRICS)

@@ -65,6 +65,8 @@ WORKER_ONLY_ENV = {
 MAIN_ONLY_ENV: set[str] = set()
 SAME_KEYS = [
     "image",
+    "mem_limit",
+    "memswap_limit",
     "build",
     "entrypoint",
     "command",
