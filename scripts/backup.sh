@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
-# Logical backup of the stack's databases: `airflow` (Airflow's metadata) and `demo` (the example DAGs'
-# data). pg_dump --format=custom runs inside the running postgres container, with the credentials of
-# that container's own environment (no password on any command line); each dump is read back whole
-# with pg_restore, then kept as backups/<db>-<UTC timestamp>.dump, mode 600. Then retention: dumps
-# older than BACKUP_RETENTION_DAYS are deleted, but the newest of each database is always kept.
+# `make backup`: logical backups of the stack's databases, `airflow` (Airflow's metadata) and `demo` (the
+# example DAGs' data), now. It runs scripts/db-backup.sh once, the same code as the scheduled db-backup
+# service, in a throwaway container of that service (`docker compose run --rm --no-deps db-backup once`,
+# the postgres image already in the stack, BACKUP_DIR mounted): each dump is read back whole, then kept as
+# BACKUP_DIR/<db>-<UTC timestamp>.dump, mode 600, owned by BACKUP_DIR's owner; then dumps older than
+# BACKUP_RETENTION_DAYS are deleted, but the newest of each database is always kept. It does not change the
+# service's state in db_backup.status (BackupTooOld is about the scheduled backups).
 # Run by `make backup`, or by hand from anywhere. It addresses the stack the way `docker compose` does:
 # COMPOSE_PROJECT_NAME, COMPOSE_FILE and COMPOSE_ENV_FILES (default: the repository's docker-compose.yml
 # and .env); relative paths are taken from the repository root.
@@ -14,7 +16,6 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-log() { printf '[backup] %s\n' "$*"; }
 die() { printf '[backup] ERROR: %s\n' "$*" >&2; exit 1; }
 
 # NAME's value from the environment, else from the compose env files (the last one wins), else DEFAULT.
@@ -36,51 +37,22 @@ setting() {
   printf '%s' "${value:-$default}"
 }
 
-# A client program run inside the postgres container as its superuser (POSTGRES_USER), password from the
-# container's POSTGRES_PASSWORD; stdin and stdout pass through.
-in_postgres() {
-  # shellcheck disable=SC2016  # expanded by the container's shell, on purpose
-  docker compose exec -T postgres sh -c 'PGUSER="$POSTGRES_USER" PGPASSWORD="$POSTGRES_PASSWORD" exec "$@"' sh "$@"
-}
-
 retention_days=$(setting BACKUP_RETENTION_DAYS 7)
-[[ $retention_days =~ ^[0-9]+$ ]] || die "BACKUP_RETENTION_DAYS must be a whole number of days, not '${retention_days}'"
+# The settings checked by the same code as the service's, before Docker or any file is touched.
+BACKUP_RETENTION_DAYS=$retention_days sh scripts/db-backup.sh check || exit 1
 backup_dir=$(setting BACKUP_DIR backups)
-read -r -a databases <<< "${BACKUP_DATABASES:-airflow demo}"
 
-[ -n "$(docker compose ps --status running --quiet postgres 2>/dev/null)" ] \
-  || die "the postgres service of this stack is not running (make up first)"
+postgres=$(docker compose ps --status running --quiet postgres 2>/dev/null || true)
+[ -n "$postgres" ] || die "the postgres service of this stack is not running (make up first)"
+# The image the running postgres has (official or the offline stand-in), whatever this shell's settings.
+image=$(docker inspect --format '{{.Config.Image}}' "$postgres")
 
-umask 077
-mkdir -p "$backup_dir"
-stamp=$(date -u +%Y%m%dT%H%M%SZ)
-partial=""
-trap '[ -z "$partial" ] || rm -f -- "$partial"' EXIT
-
-for db in "${databases[@]}"; do
-  final="$backup_dir/$db-$stamp.dump"
-  partial="$backup_dir/.$db-$stamp.dump.partial"
-  [ ! -e "$final" ] || die "$final exists already"
-  # db_backup: the db-backup service's monitoring state (scripts/db-backup-loop.sh), never restored.
-  in_postgres pg_dump --format=custom --exclude-schema=db_backup --dbname="$db" > "$partial" \
-    || die "pg_dump of database '$db' failed"
-  # Read it back, every byte: a dump pg_restore cannot read is no backup. Nothing is deleted before this.
-  [ "$(head -c 5 "$partial")" = PGDMP ] || die "pg_dump of '$db' did not write a custom-format archive"
-  in_postgres pg_restore --file=/dev/null < "$partial" || die "pg_restore cannot read the dump of '$db' back"
-  mv -- "$partial" "$final"
-  partial=""
-  log "$final ($(du -h -- "$final" | cut -f1))"
-done
-
-# Retention, per database: older than N days goes, the newest stays whatever its age.
-for db in "${databases[@]}"; do
-  mapfile -t dumps < <(find "$backup_dir" -maxdepth 1 -type f -regextype posix-extended \
-    -regex ".*/${db}-[0-9]{8}T[0-9]{6}Z\.dump" | sort)
-  [ "${#dumps[@]}" -gt 1 ] || continue
-  newest=${dumps[-1]}
-  while IFS= read -r old; do
-    [ "$old" = "$newest" ] && continue
-    rm -f -- "$old"
-    log "deleted $old (older than ${retention_days} days)"
-  done < <(find "${dumps[@]}" -maxdepth 0 -mmin "+$((retention_days * 1440))")
-done
+# Created here, as the user running this, so that the dumps are the user's (Docker would create it as root).
+(umask 077 && mkdir -p -- "$backup_dir")
+backup_dir=$(realpath -- "$backup_dir")
+# BACKUP_DIR and POSTGRES_IMAGE in the environment win over the env files in compose's interpolation:
+# the mount is this directory, the image the one running.
+BACKUP_DIR=$backup_dir POSTGRES_IMAGE=$image docker compose run --rm --no-deps -T \
+  -e BACKUP_RETENTION_DAYS="$retention_days" -e BACKUP_DATABASES="${BACKUP_DATABASES:-airflow demo}" \
+  -e BACKUP_SHOWN_DIR="$backup_dir" db-backup once \
+  || die "the backup failed (see above); nothing older was deleted for a database whose dump failed"

@@ -24,7 +24,7 @@ from tests.unit.test_prometheus_rules import POSTGRES_EXPORTER_QUERY_METRICS, TE
 
 QUERIES_PATH = REPO / "config" / "postgres_exporter_queries.yml"
 QUERIES: dict[str, Any] = yaml.safe_load(QUERIES_PATH.read_text())
-LOOP = (REPO / "scripts" / "db-backup-loop.sh").read_text()
+LOOP = (REPO / "scripts" / "db-backup.sh").read_text()
 BACKUP = (REPO / "scripts" / "backup.sh").read_text()
 # Where Airflow 3.3.2 keeps each job type's name (the `job_type` class attribute of its runner) and the
 # option that sets its health-check threshold (airflow/jobs/job.py, health_check_threshold()).
@@ -147,12 +147,13 @@ def test_backup_state_is_what_the_loop_writes() -> None:
     query = QUERIES["db_backup"]["query"]
     assert "FROM db_backup.status" in query
     table = re.search(r"CREATE TABLE IF NOT EXISTS db_backup\.status \((.*?)\n\);", LOOP, re.DOTALL)
-    assert table, "scripts/db-backup-loop.sh no longer creates db_backup.status"
+    assert table, "scripts/db-backup.sh no longer creates db_backup.status"
     written = set(re.findall(r"^\s+(\w+) ", table.group(1), re.MULTILINE)) - {"id"}
     read = set(re.findall(r"\b(\w+_at|interval_seconds)\b", query))
     assert read == written, (read, written)
     assert "record last_success_at" in LOOP
     assert "record last_failure_at" in LOOP
-    # Both kinds of dump leave the state out, so restoring one never rolls it back.
+    # Every dump leaves the state out, so restoring one never rolls it back; `make backup` dumps with
+    # the same script (its `once` mode).
     assert "--exclude-schema=db_backup" in LOOP
-    assert "--exclude-schema=db_backup" in BACKUP
+    assert "db-backup once" in BACKUP
