@@ -36,10 +36,10 @@ check-env: env ## Check the sizes, ports and addresses in .env (make up runs it 
 	@$(PYTHON) scripts/check_env.py .env
 
 offline-images: ## Build (or reuse) the offline kit's stand-in images
-	@bash offline/build.sh
+	@bash offline/build-images.sh
 
 tools: ## Build the Go tools the unit tests run (promtool, statsd_exporter), cached
-	@bash offline/build.sh --tools
+	@bash offline/build-tools.sh
 
 extra-ca-bundle.pem: FORCE
 	@if [ -n "$${EXTRA_CA_BUNDLE:-}" ]; then cp "$$EXTRA_CA_BUNDLE" $@; else rm -f $@; fi
@@ -96,14 +96,14 @@ test: $(VENV)/.installed tools build-inputs ## All tests: unit, then (only if th
 	@$(PYTEST) tests/unit
 	@$(PYTEST) tests/integration
 
-SHELL_SCRIPTS := scripts/*.sh .ci/run .ci/install-docker offline/build.sh offline/debian-mirror \
+SHELL_SCRIPTS := scripts/*.sh .ci/run .ci/install-docker offline/*.sh offline/debian-mirror \
 	offline/*/docker-entrypoint.sh offline/airflow/entrypoint offline/base/*
 
 lint: $(VENV)/.installed ## ruff (lint and format check) and shellcheck
 	@$(VENV)/bin/ruff check .
 	@$(VENV)/bin/ruff format --check .
 	@command -v shellcheck >/dev/null || { echo "shellcheck is not installed (apt-get install shellcheck)"; exit 1; }
-	@shellcheck $(SHELL_SCRIPTS) && echo "shellcheck: all clean"
+	@shellcheck -x $(SHELL_SCRIPTS) && echo "shellcheck: all clean"
 
 bench: $(VENV)/.installed build-inputs ## Benchmark: tuned, Airflow defaults, the official compose (~75 min; BENCH_ARGS=--quick ~12 min)
 	@$(VENV)/bin/python -m bench $(BENCH_ARGS)
