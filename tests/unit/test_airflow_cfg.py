@@ -29,8 +29,13 @@ if TYPE_CHECKING:
 
     from airflow.configuration import AirflowConfigParser
 
-AIRFLOW_VERSION = "3.3.2"
-CFG_PATH = Path(__file__).resolve().parents[2] / "config" / "airflow.cfg"
+REPO = Path(__file__).resolve().parents[2]
+CFG_PATH = REPO / "config" / "airflow.cfg"
+# The Airflow these checks are written against: the one pin, requirements.in (test_image_pins.py holds
+# every other pin of it to this one).
+_PIN = re.search(r"^apache-airflow\[[^\]]*\]==([\d.]+)$", (REPO / "requirements.in").read_text(), re.M)
+assert _PIN, "requirements.in pins no apache-airflow"
+AIRFLOW_VERSION = _PIN[1]
 # AIRFLOW_HOME in the apache/airflow image: path defaults such as {AIRFLOW_HOME}/dags expand from it.
 IMAGE_AIRFLOW_HOME = "/opt/airflow"
 

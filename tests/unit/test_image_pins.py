@@ -1,10 +1,12 @@
 """The offline kit (offline/images.env) and the official pins (docker-compose.yml defaults) name the
 same software: the same major everywhere, and the same minor where files or configs written by one
-may not be read by another minor. And one Airflow version in every place that pins it."""
+may not be read by another minor. And one Airflow version in every place that pins it, as requirements.in
+pins it."""
 
 from __future__ import annotations
 
 import re
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -70,20 +72,52 @@ def test_debian_package_images_pin_a_series_not_a_point_release() -> None:
     assert len(version(kit["PGBOUNCER_IMAGE"])) <= 2
 
 
+# Every way the Airflow version is pinned: requirements (the package, the REST client), image tags
+# (apache/airflow:, airflow-stack/airflow:, airflow-stack-offline/airflow:) and AIRFLOW_VERSION constants.
+AIRFLOW_PIN = re.compile(
+    r"(?:apache-airflow(?:\[[^\]]*\])?==|apache-airflow-client==|/airflow:|AIRFLOW_VERSION\s*=\s*\"?)(\d+\.\d+\.\d+)"
+)
+# The one place to change it: `make lock` compiles requirements.lock from it; every other pin follows.
+AIRFLOW_SOURCE = "requirements.in"
+# Where pins are known to stand: the scan below must keep finding them (a renamed tag would hide one).
+KNOWN_PINS = {
+    "Dockerfile",
+    "docker-compose.yml",
+    "docker-compose.worker.yml",
+    "requirements.in",
+    "requirements-test.txt",
+    "requirements.lock",
+    "offline/images.env",
+    "offline/airflow/Dockerfile",
+    "README.md",
+}
+
+
+def tracked_files() -> list[str]:
+    result = subprocess.run(["git", "ls-files"], cwd=REPO, capture_output=True, text=True, check=False)
+    if result.returncode != 0:
+        pytest.skip(f"not a git checkout: {result.stderr.strip()}")
+    # Benchmark results record the images of their day: history, not pins.
+    return [path for path in result.stdout.splitlines() if not path.startswith("bench/results/")]
+
+
 def test_one_airflow_version_everywhere() -> None:
-    found = {
-        "offline/images.env": offline()["AIRFLOW_BASE_IMAGE"].rsplit(":", 1)[1].split("-")[0],
-        "docker-compose.yml base": official()["AIRFLOW_BASE_IMAGE"].rsplit(":", 1)[1].split("-")[0],
-        "docker-compose.yml image": official()["AIRFLOW_IMAGE"].rsplit(":", 1)[1],
-    }
-    for path, pattern in {
-        "Dockerfile": r"ARG AIRFLOW_BASE_IMAGE=apache/airflow:([\d.]+)-",
-        "docker-compose.worker.yml": r"airflow-stack/airflow:([\d.]+)\}",
-        "requirements.in": r"apache-airflow\[[^\]]*\]==([\d.]+)",
-        "requirements-test.txt": r"apache-airflow-client==([\d.]+)",
-        "requirements.lock": r"^apache-airflow==([\d.]+)",
-    }.items():
-        match = re.search(pattern, (REPO / path).read_text(), re.MULTILINE)
-        assert match, f"{path}: no Airflow pin found"
-        found[path] = match[1]
-    assert len(set(found.values())) == 1, f"Airflow versions differ: {found}"
+    """Every pin of Airflow in the tree (code, compose files, requirements, the offline kit, docs) names
+    the version requirements.in pins; moving Airflow means changing them together, and this test lists
+    each one left behind."""
+    (want,) = AIRFLOW_PIN.findall((REPO / AIRFLOW_SOURCE).read_text())
+    found: dict[str, set[str]] = {}
+    for path in tracked_files():
+        file = REPO / path
+        if not file.is_file():
+            continue
+        try:
+            text = file.read_text()
+        except UnicodeDecodeError:
+            continue
+        versions = set(AIRFLOW_PIN.findall(text))
+        if versions:
+            found[path] = versions
+    assert set(found) >= KNOWN_PINS, f"no Airflow pin found any more in {sorted(KNOWN_PINS - set(found))}"
+    wrong = {path: sorted(versions) for path, versions in found.items() if versions != {want}}
+    assert not wrong, f"{AIRFLOW_SOURCE} pins Airflow {want}, these files pin another: {wrong}"
