@@ -121,3 +121,17 @@ def test_one_airflow_version_everywhere() -> None:
     assert set(found) >= KNOWN_PINS, f"no Airflow pin found any more in {sorted(KNOWN_PINS - set(found))}"
     wrong = {path: sorted(versions) for path, versions in found.items() if versions != {want}}
     assert not wrong, f"{AIRFLOW_SOURCE} pins Airflow {want}, these files pin another: {wrong}"
+
+
+def test_the_kit_table_has_a_row_for_every_pin_and_folder() -> None:
+    """offline/kit.table says how each stand-in is built; images.env pins its version (offline/lib.sh
+    refuses a pin without a row, too)."""
+    rows = [
+        line.split()
+        for line in (REPO / "offline" / "kit.table").read_text().splitlines()
+        if line.strip() and not line.startswith("#")
+    ]
+    assert all(len(row) == 9 for row in rows), [row for row in rows if len(row) != 9]
+    assert sorted(row[1] for row in rows) == sorted(offline())
+    folders = {path.parent.name for path in (REPO / "offline").glob("*/Dockerfile")}
+    assert {row[0] for row in rows} == folders
