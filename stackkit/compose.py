@@ -11,7 +11,7 @@ from stackkit.errors import StackError
 
 
 def command(project: str, files: Sequence[Path], env_file: Path, *args: str) -> list[str]:
-    """docker compose on PROJECT, named explicitly, with FILES in order and ENV_FILE."""
+    """docker compose on PROJECT, named explicitly, with FILES in order and ENV_FILE, then ARGS."""
     line = ["docker", "compose", "--project-name", project, "--project-directory", str(REPO)]
     for path in files:
         line += ["--file", str(path)]
@@ -40,17 +40,19 @@ def environment(
 
 
 def run(
-    line: Sequence[str],
+    base: Sequence[str],
+    *args: str,
     env: Mapping[str, str] | None = None,
     timeout: float | None = 900,
     check: bool = True,
 ) -> subprocess.CompletedProcess[str]:
-    """Run a compose command line in the checkout. CHECK: a non-zero exit raises StackError with the
-    command's last output lines; so does a timeout, always."""
-    what = " ".join(line)
+    """Run `BASE ARGS` (BASE: docker compose and its global options, as command() makes them) in the
+    checkout. ENV None: the caller's environment. CHECK: a non-zero exit raises StackError with the
+    last lines of the output; a timeout always does."""
+    what = f"docker compose {' '.join(args)}"
     try:
         result = subprocess.run(
-            list(line),
+            [*base, *args],
             cwd=REPO,
             env=None if env is None else dict(env),
             capture_output=True,
@@ -61,6 +63,6 @@ def run(
     except subprocess.TimeoutExpired as error:
         raise StackError(f"{what} did not finish in {timeout:.0f} s") from error
     if check and result.returncode != 0:
-        tail = "\n".join((result.stdout + result.stderr).strip().splitlines()[-40:])
+        tail = "\n".join((result.stdout + result.stderr).strip().splitlines()[-25:])
         raise StackError(f"{what} failed (exit {result.returncode}):\n{tail}")
     return result

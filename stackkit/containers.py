@@ -59,9 +59,10 @@ def exec_by_id(
     container_id: str, command: list[str], environment: dict[str, str] | None = None
 ) -> tuple[int, str, str]:
     """Run COMMAND in a container by id, through the low-level API (safe from any thread):
-    exit code, stdout, stderr."""
+    exit code (-1 where Docker reports none), stdout, stderr."""
     api = docker_client().api
     exec_id = api.exec_create(container_id, command, environment=environment)["Id"]
     stdout, stderr = api.exec_start(exec_id, demux=True)
-    exit_code = int(api.exec_inspect(exec_id).get("ExitCode") or 0)
-    return exit_code, (stdout or b"").decode(errors="replace"), (stderr or b"").decode(errors="replace")
+    exit_code = api.exec_inspect(exec_id).get("ExitCode")
+    out, err = ((data or b"").decode(errors="replace") for data in (stdout, stderr))
+    return (-1 if exit_code is None else int(exit_code)), out, err

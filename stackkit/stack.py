@@ -34,14 +34,10 @@ class Stack:
         self.env = envfile.read(self.env_file)
 
     # --- compose ----------------------------------------------------------------------------------
-    def compose_line(self, *args: str) -> list[str]:
-        return compose.command(self.project, self.files, self.env_file, *args)
-
     def compose(self, *args: str, timeout: float | None = 900, check: bool = True) -> str:
         """`docker compose ARGS` on this project; its standard output."""
-        return compose.run(
-            self.compose_line(*args), env=self.environment, timeout=timeout, check=check
-        ).stdout
+        base = compose.command(self.project, self.files, self.env_file)
+        return compose.run(base, *args, env=self.environment, timeout=timeout, check=check).stdout
 
     # --- containers -------------------------------------------------------------------------------
     def containers(self, service: str | None = None, include_stopped: bool = False) -> list[Container]:
