@@ -80,8 +80,8 @@ def compose(
     """docker compose on one project, named explicitly: the session exports COMPOSE_PROJECT_NAME,
     so the caller's COMPOSE_* variables are left out of compose's environment."""
     env = {**stackkit.compose.environment(os.environ, {}), **(environment or {})}
-    line = stackkit.compose.command(project, files, env_file, *args)
-    return stackkit.compose.run(line, env=env, check=check)
+    base = stackkit.compose.command(project, files, env_file)
+    return stackkit.compose.run(base, *args, env=env, check=check)
 
 
 def write_env(path: Path, values: dict[str, str]) -> Path:

@@ -83,8 +83,8 @@ def test_broken_dag_files_are_reported_while_a_burst_of_1000_task_instances_comp
 def run_init(stack: IntegrationStack, tmp_path: Path, **changes: str) -> subprocess.CompletedProcess[str]:
     """airflow-init as `docker compose up` would start it, from a .env with `changes` applied."""
     env_file = envfile.write_private(tmp_path / "changed.env", envfile.render({**stack.env, **changes}))
-    line = ["docker", "compose", "--env-file", str(env_file), "run", "--rm", "--no-deps", "airflow-init"]
-    return compose.run(line, timeout=300, check=False)
+    base = ["docker", "compose", "--env-file", str(env_file)]
+    return compose.run(base, "run", "--rm", "--no-deps", "airflow-init", timeout=300, check=False)
 
 
 @pytest.mark.parametrize(
