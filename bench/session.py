@@ -74,7 +74,7 @@ def image_present(client: docker.DockerClient, image: str) -> bool:
 
 
 def prepare(settings: Settings, env_path: Path, log: Log) -> Prepared:
-    stack = new_stack("tuned", env_path, with_grafana=True, settings=settings, log=log)
+    stack = new_stack(configs.TUNED, env_path, with_grafana=True, settings=settings, log=log)
     client = docker.from_env()
     resolved = stack.compose("--profile", "grafana", "config", "--format", "json", timeout=120)
     images = service_images(json.loads(resolved))
