@@ -8,6 +8,8 @@ from pathlib import Path
 import pytest
 
 from stackkit import REPO, compose, envfile, sql
+from stackkit.prometheus import Prometheus
+from stackkit.stack import Stack
 
 
 def test_env_files_are_read_as_compose_reads_them() -> None:
@@ -56,3 +58,23 @@ def test_compose_environment_leaves_out_compose_variables_and_what_the_env_file_
     caller = {"PATH": "/bin", "COMPOSE_FILE": "x.yml", "REDIS_PASSWORD": "shell", "REDIS_IMAGE": "mine"}
     found = compose.environment(caller, {"REDIS_PASSWORD": "file"}, {"REDIS_IMAGE": "kit", "PG_IMAGE": "kit"})
     assert found == {"PATH": "/bin", "REDIS_IMAGE": "mine", "PG_IMAGE": "kit"}
+
+
+def test_prometheus_answers_are_unwrapped_and_asked_inside_the_container() -> None:
+    asked: list[list[str]] = []
+
+    def exec_in_prometheus(command: list[str]) -> str:
+        asked.append(command)
+        return '{"status": "success", "data": {"resultType": "vector", "result": [{"value": [1, "2"]}]}}'
+
+    assert Prometheus(exec_in_prometheus).query('up{job="x"}') == [{"value": [1, "2"]}]
+    assert asked == [
+        ["wget", "-q", "-O", "-", "http://127.0.0.1:9090/api/v1/query?query=up%7Bjob%3D%22x%22%7D"]
+    ]
+
+
+def test_a_stack_reads_its_env_file_and_names_its_urls(tmp_path: Path) -> None:
+    env_file = envfile.write_private(tmp_path / "s.env", "AIRFLOW_API_PORT=18080\n")
+    stack = Stack("p", [REPO / "docker-compose.yml"], env_file)
+    assert stack.env == {"AIRFLOW_API_PORT": "18080"}
+    assert stack.url("AIRFLOW_API_PORT") == "http://127.0.0.1:18080"
