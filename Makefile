@@ -89,7 +89,7 @@ PYTEST := PYTHONDONTWRITEBYTECODE=1 $(VENV)/bin/pytest
 test-unit: $(VENV)/.installed tools ## Unit tests: no running stack needed
 	@$(PYTEST) tests/unit
 
-test-integration: $(VENV)/.installed build-inputs ## Integration tests against a real stack (testcontainers)
+test-integration: $(VENV)/.installed build-inputs ## Integration tests against a real stack (stackkit)
 	@$(PYTEST) tests/integration
 
 test: $(VENV)/.installed tools build-inputs ## All tests: unit, then (only if they pass) integration against a real stack

@@ -33,6 +33,7 @@ from bench.plan import REPO, Settings, build_plan, estimate_seconds
 from bench.record import Host, Results
 from bench.report import write
 from bench.session import new_record, now, prepare, run_session
+from stackkit.errors import StackError
 
 
 class Interrupted(BaseException):
@@ -198,7 +199,7 @@ def main(argv: list[str] | None = None) -> int:
         results.status = "complete"
     except Interrupted as error:
         results.status, results.error, code = "interrupted", str(error), 130
-    except BenchError as error:
+    except StackError as error:  # BenchError included
         results.status, results.error, code = "failed", str(error), 1
     except Exception as error:  # anything unexpected: still keep the partial results
         results.status, results.error, code = "failed", f"{type(error).__name__}: {error}", 1

@@ -31,6 +31,8 @@ OFFICIAL_CFG = "bench/official-airflow.cfg"
 # Not a configuration: added on top of any of them for the overload workload only (a short
 # [scheduler] task_queued_timeout, so that the workload fits the time budget).
 OVERLOAD = "bench/overload.override.yml"
+# The configurations' names: every other module spells them through these.
+TUNED, OFFICIAL, COMPOSE, DIRECT = "tuned", "official", "compose", "direct"
 
 
 @dataclass(frozen=True)
@@ -79,15 +81,15 @@ def configuration(name: str, letter: str, summary: str, *overrides: str) -> Conf
 
 
 CONFIGURATIONS: tuple[Configuration, ...] = (
-    configuration("tuned", "A", "this stack: config/airflow.cfg, 2 schedulers, PgBouncer, worker-capacity"),
+    configuration(TUNED, "A", "this stack: config/airflow.cfg, 2 schedulers, PgBouncer, worker-capacity"),
     configuration(
-        "official",
+        OFFICIAL,
         "B",
         "Airflow's defaults on this stack's topology: 2 schedulers, PgBouncer",
         OFFICIAL_DEFAULTS,
     ),
     configuration(
-        "compose",
+        COMPOSE,
         "C",
         "the official docker-compose as run: Airflow's defaults, 1 scheduler, no PgBouncer",
         OFFICIAL_DEFAULTS,
@@ -95,7 +97,7 @@ CONFIGURATIONS: tuple[Configuration, ...] = (
         ONE_SCHEDULER,
     ),
     configuration(
-        "direct", "D", "tuned, every Airflow connection straight to Postgres (no PgBouncer)", DIRECT_POSTGRES
+        DIRECT, "D", "tuned, every Airflow connection straight to Postgres (no PgBouncer)", DIRECT_POSTGRES
     ),
 )
 NAMES: tuple[str, ...] = tuple(config.name for config in CONFIGURATIONS)

@@ -2,7 +2,8 @@
 psql's rows, the figures of one run or wave, the memory and CPU of containers, a once-a-second sampler.
 
 Everything here is pure (SQL text in, rows in, numbers out) except Sampler, which calls a function it
-is given; the Docker and psql plumbing lives in bench/stack.py, the record types in bench/record.py.
+is given; the Docker and psql plumbing lives in stackkit/ and bench/bench_stack.py, the record types
+in bench/record.py.
 Timestamps are read as Unix epoch seconds (EXTRACT(EPOCH FROM ...)), so no time zone or format is parsed.
 """
 
@@ -24,6 +25,7 @@ from bench.record import (
     WaveFigures,
 )
 from bench.stats import peak_overlap, percentile
+from stackkit.sql import literal
 
 GIB = 1024**3
 MIB = 1024**2
@@ -35,13 +37,6 @@ CONNECTIONS_SQL = (
 )
 
 
-def sql_literal(text: str) -> str:
-    """A SQL string literal (standard_conforming_strings is on in Postgres 9.1+: only ' is special)."""
-    if "\x00" in text:
-        raise ValueError("NUL in a SQL literal")
-    return "'" + text.replace("'", "''") + "'"
-
-
 def epoch(column: str) -> str:
     return f"EXTRACT(EPOCH FROM {column})"
 
@@ -50,7 +45,7 @@ def run_sql(dag_id: str, run_id: str) -> str:
     """One dag_run: state, queued_at (the trigger), start_date and end_date."""
     return (
         f"SELECT state, {epoch('queued_at')}, {epoch('start_date')}, {epoch('end_date')} FROM dag_run "
-        f"WHERE dag_id = {sql_literal(dag_id)} AND run_id = {sql_literal(run_id)}"
+        f"WHERE dag_id = {literal(dag_id)} AND run_id = {literal(run_id)}"
     )
 
 
@@ -59,31 +54,28 @@ def task_rows_sql(dag_id: str, run_id: str) -> str:
     return (
         "SELECT task_id, map_index, state, "
         f"{epoch('queued_dttm')}, {epoch('start_date')}, {epoch('end_date')}, queued_by_job_id "
-        f"FROM task_instance WHERE dag_id = {sql_literal(dag_id)} AND run_id = {sql_literal(run_id)} "
+        f"FROM task_instance WHERE dag_id = {literal(dag_id)} AND run_id = {literal(run_id)} "
         "ORDER BY task_id, map_index"
     )
 
 
 def progress_sql(dag_id: str, run_id: str, task_id: str) -> str:
     """The run's state, and how many of the mapped task's instances have started and finished."""
-    ti = (
-        f"dag_id = {sql_literal(dag_id)} AND run_id = {sql_literal(run_id)} "
-        f"AND task_id = {sql_literal(task_id)}"
-    )
+    ti = f"dag_id = {literal(dag_id)} AND run_id = {literal(run_id)} AND task_id = {literal(task_id)}"
     return (
         "SELECT r.state, "
         f"(SELECT count(*) FROM task_instance WHERE {ti} AND start_date IS NOT NULL), "
         f"(SELECT count(*) FROM task_instance WHERE {ti} AND end_date IS NOT NULL), "
         f"(SELECT count(*) FROM task_instance WHERE {ti}) "
-        f"FROM dag_run r WHERE r.dag_id = {sql_literal(dag_id)} AND r.run_id = {sql_literal(run_id)}"
+        f"FROM dag_run r WHERE r.dag_id = {literal(dag_id)} AND r.run_id = {literal(run_id)}"
     )
 
 
 def started_after_sql(dag_id: str, run_id: str, task_id: str, after: float) -> str:
     """How many of the mapped task's instances started after a Unix time (the kill)."""
     return (
-        f"SELECT count(*) FROM task_instance WHERE dag_id = {sql_literal(dag_id)} "
-        f"AND run_id = {sql_literal(run_id)} AND task_id = {sql_literal(task_id)} "
+        f"SELECT count(*) FROM task_instance WHERE dag_id = {literal(dag_id)} "
+        f"AND run_id = {literal(run_id)} AND task_id = {literal(task_id)} "
         f"AND start_date > to_timestamp({after:.6f})"
     )
 
@@ -92,7 +84,7 @@ def busiest_scheduler_sql(dag_id: str, run_id: str) -> str:
     """The scheduler job that queued most of the run's task instances so far: its id and hostname."""
     return (
         "SELECT j.id, j.hostname, count(*) FROM task_instance ti JOIN job j ON j.id = ti.queued_by_job_id "
-        f"WHERE ti.dag_id = {sql_literal(dag_id)} AND ti.run_id = {sql_literal(run_id)} "
+        f"WHERE ti.dag_id = {literal(dag_id)} AND ti.run_id = {literal(run_id)} "
         "GROUP BY j.id, j.hostname ORDER BY count(*) DESC, j.id LIMIT 1"
     )
 
@@ -100,26 +92,26 @@ def busiest_scheduler_sql(dag_id: str, run_id: str) -> str:
 def in_list(values: Sequence[str]) -> str:
     if not values:
         raise ValueError("an empty IN list")
-    return "(" + ", ".join(sql_literal(value) for value in values) + ")"
+    return "(" + ", ".join(literal(value) for value in values) + ")"
 
 
 def runs_sql(dag_id: str, run_ids: Sequence[str]) -> str:
     """Several dag_runs (a wave): run_id, state, queued_at, start_date and end_date."""
     return (
         f"SELECT run_id, state, {epoch('queued_at')}, {epoch('start_date')}, {epoch('end_date')} "
-        f"FROM dag_run WHERE dag_id = {sql_literal(dag_id)} AND run_id IN {in_list(run_ids)} ORDER BY run_id"
+        f"FROM dag_run WHERE dag_id = {literal(dag_id)} AND run_id IN {in_list(run_ids)} ORDER BY run_id"
     )
 
 
 def runs_progress_sql(dag_id: str, run_ids: Sequence[str], task_id: str) -> str:
     """Per run of a wave: its state, and how many of its mapped task's instances started and ended."""
-    ti = f"ti.dag_id = r.dag_id AND ti.run_id = r.run_id AND ti.task_id = {sql_literal(task_id)}"
+    ti = f"ti.dag_id = r.dag_id AND ti.run_id = r.run_id AND ti.task_id = {literal(task_id)}"
     return (
         "SELECT r.run_id, r.state, "
         f"(SELECT count(*) FROM task_instance ti WHERE {ti} AND ti.start_date IS NOT NULL), "
         f"(SELECT count(*) FROM task_instance ti WHERE {ti} AND ti.end_date IS NOT NULL), "
         f"(SELECT count(*) FROM task_instance ti WHERE {ti}) "
-        f"FROM dag_run r WHERE r.dag_id = {sql_literal(dag_id)} AND r.run_id IN {in_list(run_ids)} "
+        f"FROM dag_run r WHERE r.dag_id = {literal(dag_id)} AND r.run_id IN {in_list(run_ids)} "
         "ORDER BY r.run_id"
     )
 
@@ -129,7 +121,7 @@ def wave_tasks_sql(dag_id: str, run_ids: Sequence[str]) -> str:
     return (
         "SELECT task_id, map_index, state, "
         f"{epoch('queued_dttm')}, {epoch('start_date')}, {epoch('end_date')}, queued_by_job_id "
-        f"FROM task_instance WHERE dag_id = {sql_literal(dag_id)} AND run_id IN {in_list(run_ids)} "
+        f"FROM task_instance WHERE dag_id = {literal(dag_id)} AND run_id IN {in_list(run_ids)} "
         "ORDER BY run_id, task_id, map_index"
     )
 
@@ -142,17 +134,17 @@ STUCK_TRIES_EXCEEDED_EVENT = "stuck in queued tries exceeded"
 
 def stuck_in_queued_sql(dag_id: str, run_ids: Sequence[str]) -> str:
     """Reschedule rows, distinct task instances rescheduled, and tries-exceeded rows of a wave."""
-    stuck = f"event = {sql_literal(STUCK_IN_QUEUED_EVENT)}"
+    stuck = f"event = {literal(STUCK_IN_QUEUED_EVENT)}"
     return (
         f"SELECT count(*) FILTER (WHERE {stuck}), "
         f"count(DISTINCT concat_ws(' ', run_id, task_id, map_index)) FILTER (WHERE {stuck}), "
-        f"count(*) FILTER (WHERE event = {sql_literal(STUCK_TRIES_EXCEEDED_EVENT)}) "
-        f"FROM log WHERE dag_id = {sql_literal(dag_id)} AND run_id IN {in_list(run_ids)}"
+        f"count(*) FILTER (WHERE event = {literal(STUCK_TRIES_EXCEEDED_EVENT)}) "
+        f"FROM log WHERE dag_id = {literal(dag_id)} AND run_id IN {in_list(run_ids)}"
     )
 
 
 def pool_slots_sql(pool: str = "default_pool") -> str:
-    return f"SELECT slots FROM slot_pool WHERE pool = {sql_literal(pool)}"
+    return f"SELECT slots FROM slot_pool WHERE pool = {literal(pool)}"
 
 
 def scheduler_jobs_sql(hostname: str) -> str:
@@ -160,7 +152,7 @@ def scheduler_jobs_sql(hostname: str) -> str:
     Airflow records socket.getfqdn(), a container knows its short hostname: the first labels compare."""
     return (
         "SELECT id FROM job WHERE job_type = 'SchedulerJob' "
-        f"AND split_part(hostname, '.', 1) = split_part({sql_literal(hostname)}, '.', 1)"
+        f"AND split_part(hostname, '.', 1) = split_part({literal(hostname)}, '.', 1)"
     )
 
 

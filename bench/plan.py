@@ -104,7 +104,7 @@ class Settings:
         """The configurations this run starts, in session order."""
         if self.only:
             return (self.only,)
-        return ("tuned", "compose") if self.quick else configs.NAMES
+        return (configs.TUNED, configs.COMPOSE) if self.quick else configs.NAMES
 
     @property
     def overload_task_seconds(self) -> int:
@@ -147,12 +147,12 @@ class Step:
 def session_spec(config: str, repetition: int, settings: Settings) -> SessionSpec | None:
     conf = configs.get(config)
     full = repetition <= settings.full_repetitions
-    if config in ("compose", "direct") and not full:
+    if config in (configs.COMPOSE, configs.DIRECT) and not full:
         return None
-    fanout = settings.fanout_workers if full and config != "direct" else ()
-    if config == "direct":  # figure 5: connections with 1, 2 and 4 workers, nothing else
+    fanout = settings.fanout_workers if full and config != configs.DIRECT else ()
+    if config == configs.DIRECT:  # figure 5: connections with 1, 2 and 4 workers, nothing else
         return SessionSpec(config, repetition, (1, 2, 4), (), failover=False, overload=False, idle=False)
-    noop = (1, 2, 4) if full and not settings.quick and config == "tuned" else (1, 2)
+    noop = (1, 2, 4) if full and not settings.quick and config == configs.TUNED else (1, 2)
     return SessionSpec(
         config,
         repetition,

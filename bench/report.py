@@ -273,8 +273,8 @@ def figure_summary(results: Results) -> dict[str, FigureSummary]:
             unit=figure.unit,
             better=figure.better,
             by_config=by_config,
-            ratio_official=ratio(medians("tuned"), medians("official")),
-            ratio_compose=ratio(medians("tuned"), medians("compose")),
+            ratio_official=ratio(medians(configs.TUNED), medians(configs.OFFICIAL)),
+            ratio_compose=ratio(medians(configs.TUNED), medians(configs.COMPOSE)),
         )
     return summary
 
@@ -352,22 +352,25 @@ def ceiling_text(results: Results, config: str, workers: int, runs: int = 1) -> 
 
 def efficiency_goal(results: Results, figures: Mapping[str, FigureSummary]) -> Goal:
     title, target = "I/O fan-out scaling efficiency, 4 workers", f"≥ {EFFICIENCY_GOAL:.2f}"
-    value = med(figures, "fanout_efficiency_w4", "tuned")
+    value = med(figures, "fanout_efficiency_w4", configs.TUNED)
     if value is None:
         return not_measured(
             "fanout_efficiency_w4", 13, title, target, "needs tuned fan-out waves on 1 and 4 workers"
         )
-    one, four = med(figures, "fanout_throughput_w1", "tuned"), med(figures, "fanout_throughput_w4", "tuned")
+    one, four = (
+        med(figures, "fanout_throughput_w1", configs.TUNED),
+        med(figures, "fanout_throughput_w4", configs.TUNED),
+    )
     measured = f"{value:.2f} ({four:.3f} vs 4 x {one:.3f} tasks/s)"
     if value >= EFFICIENCY_GOAL:
         return Goal("fanout_efficiency_w4", 13, title, target, measured, True, "")
-    peak = med(figures, "fanout_peak_w4", "tuned")
+    peak = med(figures, "fanout_peak_w4", configs.TUNED)
     runs = results.settings.fanout_runs
     needed = EFFICIENCY_GOAL * 4 * (one or 0.0)
     detail = f"short by {EFFICIENCY_GOAL - value:.2f}: 4 workers would need {needed:.3f} tasks/s"
     if peak is not None:
         detail += f"; tasks at once: peak {peak:g} of a ceiling {ceiling_text(results, 'tuned', 4, runs)}"
-    wait = med(figures, "fanout_queue_wait_p95_w4", "tuned")
+    wait = med(figures, "fanout_queue_wait_p95_w4", configs.TUNED)
     if wait is not None:
         detail += f"; queue wait p95 {wait:.1f} s"
     return Goal("fanout_efficiency_w4", 13, title, target, measured, False, detail + ".")
@@ -397,7 +400,7 @@ def ratio_goal(
     configurations (`runs` concurrent DAG runs), and the peaks seen."""
     throughput_key, peak_key = f"{throughput}_w{workers}", f"{peak}_w{workers}"
     target = f"≥ {goal:.1f}x"
-    tuned, base = med(figures, throughput_key, "tuned"), med(figures, throughput_key, other)
+    tuned, base = med(figures, throughput_key, configs.TUNED), med(figures, throughput_key, other)
     if tuned is None or not base:
         return not_measured(key, issue, title, target, why)
     factor = tuned / base
@@ -412,7 +415,7 @@ def ratio_goal(
         f". {ceilings}tuned {ceiling_text(results, 'tuned', workers, runs)} vs {other} "
         f"{ceiling_text(results, other, workers, runs)}"
     )
-    peaks = [med(figures, peak_key, config) for config in ("tuned", other)]
+    peaks = [med(figures, peak_key, config) for config in (configs.TUNED, other)]
     if None not in peaks:
         detail += f"; peak seen {peaks[0]:g} vs {peaks[1]:g}"
     return Goal(key, issue, title, target, measured, False, detail + ".")
@@ -425,7 +428,7 @@ def vs_compose_goal(results: Results, figures: Mapping[str, FigureSummary], work
         key=f"fanout_vs_compose_w{workers}",
         issue=13,
         title=f"I/O fan-out throughput vs the official compose, {workers} worker{'s' if workers > 1 else ''}",
-        other="compose",
+        other=configs.COMPOSE,
         goal=VS_COMPOSE_GOALS[workers],
         workers=workers,
         throughput="fanout_throughput",
@@ -456,14 +459,17 @@ def overload_goal(results: Results, figures: Mapping[str, FigureSummary]) -> Goa
         "nothing failed or re-queued"
     )
     target = "0 failed, 0 re-queued"
-    tuned = overload_text(figures, "tuned")
+    tuned = overload_text(figures, configs.TUNED)
     if tuned is None:
         why = "skipped by --quick" if settings.quick else "needs a tuned overload run"
         return not_measured("overload", 13, title, target, why)
-    others = [text for config in ("compose", "official") if (text := overload_text(figures, config))]
+    others = [
+        text for config in (configs.COMPOSE, configs.OFFICIAL) if (text := overload_text(figures, config))
+    ]
     measured = "; ".join([tuned, *others])
     values = [
-        med(figures, key, "tuned") for key in ("overload_failed", "overload_requeued", "overload_unfinished")
+        med(figures, key, configs.TUNED)
+        for key in ("overload_failed", "overload_requeued", "overload_unfinished")
     ]
     met = all(not value for value in values)
     note = (
@@ -478,13 +484,13 @@ def overload_goal(results: Results, figures: Mapping[str, FigureSummary]) -> Goa
 def cpu_goal(results: Results, figures: Mapping[str, FigureSummary]) -> Goal:
     title = "CPU per no-op task, all services, 1 worker"
     target = f"≤ {CPU_PER_TASK_GOAL:.2f} core-s"
-    value = med(figures, "cpu_per_task_w1", "tuned")
+    value = med(figures, "cpu_per_task_w1", configs.TUNED)
     if value is None:
         return not_measured("cpu_per_task", 13, title, target, "needs a tuned no-op run after an idle window")
-    top = ranked(service_cpu_per_task(results), "tuned")
+    top = ranked(service_cpu_per_task(results), configs.TUNED)
     biggest = f"biggest: {top[0][0]} {top[0][1]:.3f}" if top else ""
     measured = f"{value:.3f} core-s" + (f" ({biggest})" if biggest else "")
-    compose = med(figures, "cpu_per_task_w1", "compose")
+    compose = med(figures, "cpu_per_task_w1", configs.COMPOSE)
     beside = f"compose {compose:.3f} core-s" if compose is not None else ""
     if value <= CPU_PER_TASK_GOAL:
         return Goal("cpu_per_task", 13, title, target, measured, True, beside)
@@ -499,13 +505,13 @@ def cpu_goal(results: Results, figures: Mapping[str, FigureSummary]) -> Goal:
 def idle_cpu_goal(results: Results, figures: Mapping[str, FigureSummary]) -> Goal:
     title = "Whole stack idle CPU, 1 worker"
     target = f"≤ {IDLE_CPU_GOAL:.2f} cores"
-    value = med(figures, "idle_cpu", "tuned")
+    value = med(figures, "idle_cpu", configs.TUNED)
     if value is None:
         return not_measured("idle_cpu", 13, title, target, "needs a tuned session with an idle window")
     measured = f"{value:.3f} cores"
     if value <= IDLE_CPU_GOAL:
         return Goal("idle_cpu", 13, title, target, measured, True, "")
-    top = ranked(service_idle_cores(results), "tuned")[:3]
+    top = ranked(service_idle_cores(results), configs.TUNED)[:3]
     detail = f"over by {value - IDLE_CPU_GOAL:.3f} cores; largest: " + ", ".join(
         f"{name} {cores:.3f}" for name, cores in top
     )
@@ -515,10 +521,10 @@ def idle_cpu_goal(results: Results, figures: Mapping[str, FigureSummary]) -> Goa
 def memory_goal(results: Results, figures: Mapping[str, FigureSummary]) -> Goal:
     title = "Whole stack idle memory, 1 worker"
     target = f"≤ {IDLE_MEMORY_GOAL_GIB:.1f} GiB"
-    value = med(figures, "idle_memory", "tuned")
+    value = med(figures, "idle_memory", configs.TUNED)
     if value is None:
         return not_measured("idle_memory", 13, title, target, "needs a tuned session")
-    grafana = all(s.with_grafana for s in results.sessions_of("tuned"))
+    grafana = all(s.with_grafana for s in results.sessions_of(configs.TUNED))
     measured = f"{value:.2f} GiB" + ("" if grafana else " (without Grafana: no image here)")
     if value <= IDLE_MEMORY_GOAL_GIB:
         return Goal("idle_memory", 13, title, target, measured, True, "")
@@ -541,7 +547,7 @@ def throughput_goal(results: Results, figures: Mapping[str, FigureSummary], work
             f"No-op throughput ≥ {THROUGHPUT_RATIO_GOAL}x official, "
             f"{workers} worker{'s' if workers > 1 else ''}"
         ),
-        other="official",
+        other=configs.OFFICIAL,
         goal=THROUGHPUT_RATIO_GOAL,
         workers=workers,
         throughput="throughput",
@@ -557,8 +563,8 @@ def throughput_goal(results: Results, figures: Mapping[str, FigureSummary], work
 def connections_goal(results: Results, figures: Mapping[str, FigureSummary]) -> Goal:
     title = "Postgres connections flat 1 → 4 workers via PgBouncer, rising without"
     target = f"PgBouncer: +≤{FLAT_TOLERANCE}, within its pool; direct: +≥{RISE_MINIMUM}"
-    pgb = [med(figures, f"connections_w{n}", "tuned") for n in (1, 2, 4)]
-    direct = [med(figures, f"connections_w{n}", "direct") for n in (1, 2, 4)]
+    pgb = [med(figures, f"connections_w{n}", configs.TUNED) for n in (1, 2, 4)]
+    direct = [med(figures, f"connections_w{n}", configs.DIRECT) for n in (1, 2, 4)]
     if pgb[0] is None or pgb[2] is None or direct[0] is None or direct[2] is None:
         why = (
             "4 workers and direct-Postgres sessions are skipped by --quick"
@@ -601,15 +607,15 @@ def connections_goal(results: Results, figures: Mapping[str, FigureSummary]) -> 
 def failover_goal(results: Results, figures: Mapping[str, FigureSummary]) -> Goal:
     title = "Failover: kill a scheduler → next task starts"
     target = f"< {FAILOVER_GOAL_SECONDS:.0f} s"
-    value = med(figures, "failover_next_start", "tuned")
+    value = med(figures, "failover_next_start", configs.TUNED)
     if value is None:
-        ran = any(s.failover for s in results.sessions_of("tuned"))
+        ran = any(s.failover for s in results.sessions_of(configs.TUNED))
         why = "no task started after the kill in any run" if ran else "no failover run completed"
         return Goal("failover", 6, title, target, "n/a", None, f"not measured ({why})")
     measured = f"{value:.1f} s"
     if value < FAILOVER_GOAL_SECONDS:
         return Goal("failover", 6, title, target, measured, True, "")
-    survivor = med(figures, "failover_survivor_queued", "tuned")
+    survivor = med(figures, "failover_survivor_queued", configs.TUNED)
     detail = f"over by {value - FAILOVER_GOAL_SECONDS:.1f} s"
     if survivor is not None:
         detail += f"; the surviving scheduler queued its first task {survivor:.1f} s after the kill"
@@ -826,10 +832,10 @@ SECTIONS = [
 
 def connections_table(summary: Summary) -> list[str]:
     columns = {
-        "tuned": "tuned, through PgBouncer",
-        "official": "official, through PgBouncer",
-        "compose": "compose, straight to Postgres",
-        "direct": "direct: tuned, straight to Postgres",
+        configs.TUNED: "tuned, through PgBouncer",
+        configs.OFFICIAL: "official, through PgBouncer",
+        configs.COMPOSE: "compose, straight to Postgres",
+        configs.DIRECT: "direct: tuned, straight to Postgres",
     }
     lines = [row("workers", *columns.values()), "|---|---|---|---|---|"]
     for workers in (1, 2, 4):

@@ -23,22 +23,11 @@ import docker
 import docker.errors
 
 from bench import configs
-from bench.airflow_api import AirflowApi
+from bench.bench_stack import BenchStack, compose_files, env_file_text
 from bench.errors import BenchError
 from bench.limits import ceilings, overload_queued_timeout, read_float, worker_concurrency
 from bench.plan import FAILOVER_WORKERS, OVERLOAD_WORKERS, SessionSpec, Settings, steps
 from bench.record import FailoverRun, Idle, NoopRun, SessionRecord, WaveRun
-from bench.stack import (
-    REPO,
-    BenchStack,
-    assignments,
-    compose_environment,
-    compose_files,
-    env_file_text,
-    offline_images,
-    service_images,
-    write_env_file,
-)
 from bench.workloads import (
     DAGS,
     failover_run,
@@ -49,6 +38,9 @@ from bench.workloads import (
     sleep_durations,
     wait_for_pool,
 )
+from stackkit import REPO, compose, envfile
+from stackkit.airflow_api import AirflowApi
+from stackkit.images import offline_images, service_images
 
 Log = Callable[[str], None]
 
@@ -60,11 +52,11 @@ def now() -> str:
 def new_stack(config: str, env_path: Path, with_grafana: bool, settings: Settings, log: Log) -> BenchStack:
     """A stack object with a freshly generated env file (new secrets every session)."""
     text = env_file_text((REPO / ".env.example").read_text(), with_grafana=with_grafana)
-    write_env_file(env_path, text)
-    environment = compose_environment(
-        os.environ, assignments(text), offline_images(os.environ, settings.offline)
+    envfile.write_private(env_path, text)
+    environment = compose.environment(
+        os.environ, envfile.parse(text), offline_images(os.environ, settings.offline)
     )
-    return BenchStack(config=config, env_file=env_path, environment=environment, log=log)
+    return BenchStack.of(config, env_path, environment, log)
 
 
 @dataclass(frozen=True)
@@ -82,7 +74,7 @@ def image_present(client: docker.DockerClient, image: str) -> bool:
 
 
 def prepare(settings: Settings, env_path: Path, log: Log) -> Prepared:
-    stack = new_stack("tuned", env_path, with_grafana=True, settings=settings, log=log)
+    stack = new_stack(configs.TUNED, env_path, with_grafana=True, settings=settings, log=log)
     client = docker.from_env()
     resolved = stack.compose("--profile", "grafana", "config", "--format", "json", timeout=120)
     images = service_images(json.loads(resolved))
@@ -158,8 +150,11 @@ def run_session(
             stack.url("AIRFLOW_API_PORT"),
             stack.env["AIRFLOW_ADMIN_USER"],
             stack.env["AIRFLOW_ADMIN_PASSWORD"],
+            token_retry_for=120,
         )
-        record.dag_ready_seconds = round(sum(api.wait_for_dag(dag_id) for dag_id in DAGS), 2)
+        record.dag_ready_seconds = round(
+            sum(api.wait_for_dag(dag_id, timeout=300, every=2) for dag_id in DAGS), 2
+        )
         for dag_id in DAGS:
             api.unpause(dag_id)
         idle = None

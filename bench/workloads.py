@@ -75,7 +75,7 @@ class Container(Protocol):
 
 
 class Workbench(Protocol):
-    """What the workloads use of a stack (bench.stack.BenchStack has all of it)."""
+    """What the workloads use of a stack (bench.bench_stack.BenchStack has all of it)."""
 
     def sql(self, query: str) -> list[list[str]]: ...
 
@@ -89,7 +89,7 @@ class Workbench(Protocol):
 
 
 class Trigger(Protocol):
-    def trigger(self, dag_id: str, run_id: str, conf: dict[str, object]) -> None: ...
+    def trigger_run(self, dag_id: str, run_id: str | None, conf: dict[str, object]) -> object: ...
 
 
 def new_run_id(label: str) -> str:
@@ -229,7 +229,7 @@ def noop_run(
     started = time.monotonic()
     sampler.start()
     try:
-        api.trigger(NOOP_DAG, run_id, {"count": count})
+        api.trigger_run(NOOP_DAG, run_id, {"count": count})
         wait_for_run(stack, run_id, timeout, poll=poll, on_progress=on_progress)
     finally:
         sampler.stop()
@@ -265,7 +265,7 @@ def trigger_wave(api: Trigger, label: str, chunks: Sequence[Sequence[int]]) -> l
     run_ids = []
     for index, seconds in enumerate(chunks, start=1):
         run_id = new_run_id(f"{label}-r{index}")
-        api.trigger(SLEEP_DAG, run_id, {"seconds": list(seconds)})
+        api.trigger_run(SLEEP_DAG, run_id, {"seconds": list(seconds)})
         run_ids.append(run_id)
     return run_ids
 
@@ -410,7 +410,7 @@ def failover_run(
     schedulers = list(stack.containers("airflow-scheduler"))
     if len(schedulers) < 2:
         raise BenchError(f"failover needs two running schedulers, found {len(schedulers)}")
-    api.trigger(NOOP_DAG, run_id, {"count": count})
+    api.trigger_run(NOOP_DAG, run_id, {"count": count})
     deadline = time.monotonic() + timeout
     while True:
         current = progress(stack, run_id)

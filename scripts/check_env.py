@@ -5,7 +5,8 @@ every value it knows is well-formed, 1 with one line per problem naming the vari
 what it must be. Compose itself names a missing or empty secret; Airflow's secrets are checked for
 shape by airflow-init. Values left unset or commented out fall back to the compose defaults, which
 are valid. Change: add a variable to KINDS when .env.example gains a size, port, address or URL.
-Standard library only: it runs on the host before any image or virtualenv exists.
+Standard library only (and stackkit.envfile, which is too): it runs on the host before any image or
+virtualenv exists.
 """
 
 from __future__ import annotations
@@ -15,6 +16,10 @@ import re
 import sys
 from collections.abc import Callable
 from pathlib import Path
+
+# Run as `python3 scripts/<name>.py` too: the checkout's root, where stackkit is, goes on the path.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from stackkit import envfile
 
 
 def whole_number(value: str) -> str | None:
@@ -80,21 +85,6 @@ KINDS: dict[str, Callable[[str], str | None]] = {
 }
 
 
-def read_env(text: str) -> dict[str, str]:
-    """KEY=value lines as Compose reads them (comments and blank lines skipped, quotes removed)."""
-    values = {}
-    for line in text.splitlines():
-        line = line.strip()
-        if not line or line.startswith("#") or "=" not in line:
-            continue
-        key, value = line.split("=", 1)
-        value = value.strip()
-        if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
-            value = value[1:-1]
-        values[key.strip()] = value
-    return values
-
-
 def problems(values: dict[str, str]) -> list[str]:
     found = []
     for key, check in KINDS.items():
@@ -129,7 +119,7 @@ def main(argv: list[str]) -> int:
     except OSError as error:
         print(f"cannot read {path}: {error.strerror} (make env creates it)", file=sys.stderr)
         return 1
-    found = problems(read_env(text))
+    found = problems(envfile.parse(text))
     for line in found:
         print(f"{path}: {line}", file=sys.stderr)
     return 1 if found else 0

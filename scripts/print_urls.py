@@ -3,7 +3,12 @@
 from __future__ import annotations
 
 import subprocess
+import sys
 from pathlib import Path
+
+# Run as `python3 scripts/<name>.py` too: the checkout's root, where stackkit is, goes on the path.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from stackkit import envfile
 
 UIS = [
     ("Airflow", "airflow-apiserver", 8080, "AIRFLOW_ADMIN_USER", "AIRFLOW_ADMIN_PASSWORD"),
@@ -20,21 +25,16 @@ def published(service: str, port: int) -> str | None:
     return address if result.returncode == 0 and address else None
 
 
-def env_value(key: str) -> str:
-    for line in Path(".env").read_text().splitlines():
-        if line.startswith(f"{key}="):
-            return line.split("=", 1)[1]
-    return "(default)"
-
-
 def main() -> None:
+    env = envfile.read(Path(".env"))
     print("\nThe stack is up and healthy:")
     for title, service, port, user_key, password_key in UIS:
         address = published(service, port)
         if address is None:
             print(f"  {title:8} not running (off in COMPOSE_PROFILES, or no image for it on this machine)")
             continue
-        print(f"  {title:8} http://{address}   user {env_value(user_key)}, password: {password_key} in .env")
+        user = env.get(user_key, "(default)")
+        print(f"  {title:8} http://{address}   user {user}, password: {password_key} in .env")
     print("Scale workers with `make scale N=3`; stop with `make down`.")
 
 

@@ -17,19 +17,14 @@ import subprocess
 import sys
 from pathlib import Path
 
+# Run as `python3 scripts/<name>.py` too: the checkout's root, where stackkit is, goes on the path.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from stackkit import envfile
+
 REPO = Path(__file__).resolve().parents[1]
 OFFLINE_IMAGES = REPO / "offline" / "images.env"
 DEFAULT_PROJECT = "airflow"
 ASSIGNMENT = re.compile(r"^(?P<comment>#?)(?P<key>[A-Z][A-Z0-9_]*)=(?P<value>\S*)")
-
-
-def assignments(text: str) -> dict[str, str]:
-    found = {}
-    for line in text.splitlines():
-        match = ASSIGNMENT.match(line)
-        if match and not match["comment"]:
-            found[match["key"]] = match["value"]
-    return found
 
 
 def offline_prefix(images: dict[str, str]) -> str:
@@ -86,14 +81,14 @@ def main() -> int:
     parser.add_argument("--env-file", type=Path, default=REPO / ".env")
     parser.add_argument("--offline", action="store_true", help="record the offline kit's images")
     args = parser.parse_args()
-    images = assignments(OFFLINE_IMAGES.read_text())
+    images = envfile.read(OFFLINE_IMAGES)
     text = args.env_file.read_text()
-    if "COMPOSE_PROJECT_NAME" not in assignments(text):
+    if "COMPOSE_PROJECT_NAME" not in envfile.parse(text):
         text = set_values(text, {"COMPOSE_PROJECT_NAME": DEFAULT_PROJECT})
     if args.offline:
         text = set_values(text, images)
         args.env_file.write_text(text)
-        profiles = assignments(text).get("COMPOSE_PROFILES", "")
+        profiles = envfile.parse(text).get("COMPOSE_PROFILES", "")
         try:
             present = image_present(grafana_image(args.env_file))
         except subprocess.CalledProcessError as error:

@@ -14,8 +14,9 @@ from pathlib import Path
 import pytest
 
 from scripts.record_images import grafana_image, image_present
-from tests.integration.airflow_api import AirflowApi
-from tests.integration.stack import PROJECT, REPO, Stack, guest_dirs, write_env_file
+from stackkit import REPO
+from stackkit.airflow_api import AirflowApi
+from tests.integration.testbed import PROJECT, IntegrationStack, guest_dirs, write_env_file
 
 
 @dataclass
@@ -46,9 +47,8 @@ def checkout_snapshot() -> CheckoutSnapshot:
 
 
 @pytest.fixture(scope="session")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[IntegrationStack]:
     os.environ["COMPOSE_PROJECT_NAME"] = PROJECT
-    os.environ.setdefault("TESTCONTAINERS_RYUK_DISABLED", "true")
     env_file = tmp_path_factory.mktemp("stack") / "test.env"
     # Outside pytest's own 0700 temporary tree: the containers' users must read the DAG copy.
     guest_root = Path(tempfile.mkdtemp(prefix="airflow-stack-test-"))
@@ -57,7 +57,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     image = grafana_image(env_file)
     with_grafana = image_present(image)
     write_env_file(env_file, with_grafana=with_grafana, dags_dir=dags_dir, backup_dir=backup_dir)
-    running = Stack(env_file=env_file, grafana_image=image, with_grafana=with_grafana)
+    running = IntegrationStack.of(env_file, grafana_image=image, with_grafana=with_grafana)
     running.stop()  # leftovers of an interrupted earlier run
     try:
         running.start()  # inside the try: a stack that fails to start is torn down too
@@ -69,7 +69,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
 
 
 @pytest.fixture(scope="session")
-def api(stack: Stack) -> AirflowApi:
+def api(stack: IntegrationStack) -> AirflowApi:
     return AirflowApi(
         stack.url("AIRFLOW_API_PORT"), stack.env["AIRFLOW_ADMIN_USER"], stack.env["AIRFLOW_ADMIN_PASSWORD"]
     )

@@ -9,8 +9,9 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from tests.integration.airflow_api import AirflowApi
-from tests.integration.stack import Stack
+from stackkit.airflow_api import AirflowApi
+from stackkit.sql import bind
+from tests.integration.testbed import IntegrationStack
 
 DAG = "smoke_mapped"
 TERMINAL = {"success", "failed"}
@@ -48,7 +49,7 @@ def wait_until(
     )
 
 
-def wait_consuming(stack: Stack, timeout: float = 300) -> None:
+def wait_consuming(stack: IntegrationStack, timeout: float = 300) -> None:
     """Every worker consumes its queue again. After Redis was restarted or recreated a worker can
     answer pings without consuming (upstream #63580) until its health check restarts it (5 probes)."""
     for worker in stack.containers("airflow-worker"):
@@ -70,19 +71,23 @@ class TaskRow:
 class Workload:
     """One run of smoke_mapped: `count` mapped `work` tasks of `sleep_seconds` each."""
 
-    stack: Stack
+    stack: IntegrationStack
     run_id: str
     count: int
 
     @classmethod
-    def start(cls, stack: Stack, api: AirflowApi, count: int, sleep_seconds: float) -> Workload:
+    def start(cls, stack: IntegrationStack, api: AirflowApi, count: int, sleep_seconds: float) -> Workload:
         run_id = api.trigger(DAG, {"count": count, "sleep_seconds": sleep_seconds})
         return cls(stack, run_id, count)
 
     def rows(self) -> list[TaskRow]:
         found = self.stack.sql(
-            "SELECT task_id, map_index, coalesce(state, ''), try_number, coalesce(hostname, '') "
-            f"FROM task_instance WHERE dag_id = '{DAG}' AND run_id = '{self.run_id}'"
+            bind(
+                "SELECT task_id, map_index, coalesce(state, ''), try_number, coalesce(hostname, '') "
+                "FROM task_instance WHERE dag_id = {dag} AND run_id = {run}",
+                dag=DAG,
+                run=self.run_id,
+            )
         )
         return [TaskRow(t, int(m), s or None, int(n), h) for t, m, s, n, h in found]
 
@@ -104,7 +109,9 @@ class Workload:
 
     def run_state(self) -> str:
         rows = self.stack.sql(
-            f"SELECT state FROM dag_run WHERE dag_id = '{DAG}' AND run_id = '{self.run_id}'"
+            bind(
+                "SELECT state FROM dag_run WHERE dag_id = {dag} AND run_id = {run}", dag=DAG, run=self.run_id
+            )
         )
         return rows[0][0] if rows else ""
 
@@ -118,16 +125,25 @@ class Workload:
 
     def requeued_as_stuck(self) -> int:
         rows = self.stack.sql(
-            f"SELECT count(*) FROM log WHERE event = '{STUCK_IN_QUEUED}' "
-            f"AND dag_id = '{DAG}' AND run_id = '{self.run_id}'"
+            bind(
+                "SELECT count(*) FROM log WHERE event = {event} AND dag_id = {dag} AND run_id = {run}",
+                event=STUCK_IN_QUEUED,
+                dag=DAG,
+                run=self.run_id,
+            )
         )
         return int(rows[0][0])
 
     def work_ended_after(self, moment: str) -> list[str]:
         """Hostnames of the mapped tasks that ended after `moment` (a database timestamp)."""
         rows = self.stack.sql(
-            f"SELECT coalesce(hostname, '') FROM task_instance WHERE dag_id = '{DAG}' "
-            f"AND run_id = '{self.run_id}' AND task_id = 'work' AND end_date > '{moment}'"
+            bind(
+                "SELECT coalesce(hostname, '') FROM task_instance WHERE dag_id = {dag} "
+                "AND run_id = {run} AND task_id = 'work' AND end_date > {moment}",
+                dag=DAG,
+                run=self.run_id,
+                moment=moment,
+            )
         )
         return [row[0] for row in rows]
 

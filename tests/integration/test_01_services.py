@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import requests
 
-from tests.integration.stack import Stack
+from stackkit.containers import health
+from tests.integration.testbed import IntegrationStack
 
 LONG_RUNNING = [
     "postgres",
@@ -30,24 +31,23 @@ LONG_RUNNING = [
 ]
 
 
-def test_every_long_running_service_is_healthy(stack: Stack) -> None:
+def test_every_long_running_service_is_healthy(stack: IntegrationStack) -> None:
     services = LONG_RUNNING + (["grafana"] if stack.with_grafana else [])
     for service in services:
         containers = stack.containers(service)
         assert containers, f"{service} is not running"
         for container in containers:
-            container.reload()
-            health = container.attrs["State"].get("Health", {}).get("Status")
-            assert health == "healthy", f"{container.name} is {health}"
+            status = health(container)
+            assert status == "healthy", f"{container.name} is {status}"
 
 
-def test_init_ran_once_and_exited_cleanly(stack: Stack) -> None:
+def test_init_ran_once_and_exited_cleanly(stack: IntegrationStack) -> None:
     (init,) = stack.containers("airflow-init", include_stopped=True)
     assert init.attrs["State"]["Status"] == "exited"
     assert init.attrs["State"]["ExitCode"] == 0
 
 
-def test_two_schedulers_are_running_and_heartbeating(stack: Stack) -> None:
+def test_two_schedulers_are_running_and_heartbeating(stack: IntegrationStack) -> None:
     assert len(stack.containers("airflow-scheduler")) == 2
     hostnames = {c.attrs["Config"]["Hostname"] for c in stack.containers("airflow-scheduler")}
     rows = stack.sql(
@@ -57,17 +57,15 @@ def test_two_schedulers_are_running_and_heartbeating(stack: Stack) -> None:
     assert hostnames <= {row[0] for row in rows}, f"live scheduler jobs: {rows}, containers: {hostnames}"
 
 
-def test_airflow_reports_every_component_healthy(stack: Stack) -> None:
-    health = requests.get(f"{stack.url('AIRFLOW_API_PORT')}/api/v2/monitor/health", timeout=30).json()
+def test_airflow_reports_every_component_healthy(stack: IntegrationStack) -> None:
+    report = requests.get(f"{stack.url('AIRFLOW_API_PORT')}/api/v2/monitor/health", timeout=30).json()
     for component in ("metadatabase", "scheduler", "triggerer", "dag_processor"):
-        assert health[component]["status"] == "healthy", health
+        assert report[component]["status"] == "healthy", report
 
 
-def test_only_the_uis_are_published_and_on_localhost(stack: Stack) -> None:
+def test_only_the_uis_are_published_and_on_localhost(stack: IntegrationStack) -> None:
     published = {}
-    for container in stack.client.containers.list(
-        filters={"label": "com.docker.compose.project=airflow-stack-test"}
-    ):
+    for container in stack.containers():
         for port, bindings in (container.attrs["NetworkSettings"]["Ports"] or {}).items():
             for binding in bindings or []:
                 published[f"{container.labels['com.docker.compose.service']}:{port}"] = binding["HostIp"]
@@ -78,7 +76,7 @@ def test_only_the_uis_are_published_and_on_localhost(stack: Stack) -> None:
     assert set(published.values()) == {"127.0.0.1"}
 
 
-def test_flower_refuses_anonymous_and_accepts_its_user(stack: Stack) -> None:
+def test_flower_refuses_anonymous_and_accepts_its_user(stack: IntegrationStack) -> None:
     url = f"{stack.url('FLOWER_PORT')}/api/workers"
     assert requests.get(url, timeout=30).status_code == 401
     auth = (stack.env["FLOWER_USER"], stack.env["FLOWER_PASSWORD"])

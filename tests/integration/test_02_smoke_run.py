@@ -3,13 +3,13 @@ log is readable through the API."""
 
 from __future__ import annotations
 
-from tests.integration.airflow_api import AirflowApi
-from tests.integration.stack import Stack
+from stackkit.airflow_api import AirflowApi
+from tests.integration.testbed import IntegrationStack
 
 DAG = "smoke_mapped"
 
 
-def test_mapped_smoke_run_succeeds_with_readable_logs(stack: Stack, api: AirflowApi) -> None:
+def test_mapped_smoke_run_succeeds_with_readable_logs(stack: IntegrationStack, api: AirflowApi) -> None:
     run_id = api.trigger(DAG, {"count": 20, "sleep_seconds": 0})
     assert api.wait_for_run(DAG, run_id, timeout=600) == "success"
 

@@ -11,9 +11,10 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.integration.airflow_api import AirflowApi
+from stackkit.airflow_api import AirflowApi
+from stackkit.sql import bind
 from tests.integration.faults import Workload, wait_until
-from tests.integration.stack import Stack
+from tests.integration.testbed import IntegrationStack
 
 SLOTS = 16  # [celery] worker_concurrency, Celery's default, per worker
 WORKERS = 3
@@ -22,13 +23,13 @@ SLEEP = 40  # I/O-bound: each task only sleeps
 CONFIRM = 30  # scripts/worker_capacity.py --confirm: a lost worker's slots go after this
 
 
-def capacity_metric(stack: Stack) -> float:
-    (sample,) = stack.prometheus_query('airflow_capacity_target_slots{queue="default"}')
+def capacity_metric(stack: IntegrationStack) -> float:
+    (sample,) = stack.prometheus.query('airflow_capacity_target_slots{queue="default"}')
     return float(sample["value"][1])
 
 
 @pytest.fixture(scope="module")
-def scaled_run(stack: Stack, api: AirflowApi) -> Iterator[tuple[Workload, int]]:
+def scaled_run(stack: IntegrationStack, api: AirflowApi) -> Iterator[tuple[Workload, int]]:
     """Three workers, then a run of 64 sleeping tasks; yields it with the most seen running at once."""
     wait_until(lambda: stack.pool_slots() == SLOTS, 60, "default_pool at one worker's 16 slots")
     stack.scale_workers(WORKERS)
@@ -45,7 +46,7 @@ def scaled_run(stack: Stack, api: AirflowApi) -> Iterator[tuple[Workload, int]]:
 
 
 def test_three_workers_run_48_tasks_at_once_with_no_config_change(
-    stack: Stack, scaled_run: tuple[Workload, int]
+    stack: IntegrationStack, scaled_run: tuple[Workload, int]
 ) -> None:
     _, peak = scaled_run
     assert peak >= 0.9 * SLOTS * WORKERS, f"at most {peak} of {SLOTS * WORKERS} tasks ran at once"
@@ -53,7 +54,7 @@ def test_three_workers_run_48_tasks_at_once_with_no_config_change(
 
 
 def test_scaling_down_mid_run_returns_capacity_and_fails_nothing(
-    stack: Stack, scaled_run: tuple[Workload, int]
+    stack: IntegrationStack, scaled_run: tuple[Workload, int]
 ) -> None:
     workload, _ = scaled_run
     assert workload.running_work(), "the run ended before the scale-down: nothing to test"
@@ -62,13 +63,16 @@ def test_scaling_down_mid_run_returns_capacity_and_fails_nothing(
     rows = workload.assert_nothing_lost(timeout=600)  # all succeeded; none re-queued as stuck
     assert {r.try_number for r in rows if r.task_id == "work"} == {1}, "a task failed or ran twice"
     left = stack.sql(
-        f"SELECT count(*) FROM task_instance WHERE run_id = '{workload.run_id}' AND state = 'queued'"
+        bind(
+            "SELECT count(*) FROM task_instance WHERE run_id = {run} AND state = 'queued'",
+            run=workload.run_id,
+        )
     )
     assert left == [["0"]]
 
 
 def test_tasks_beyond_one_workers_slots_wait_in_the_scheduler_not_the_broker(
-    stack: Stack, api: AirflowApi
+    stack: IntegrationStack, api: AirflowApi
 ) -> None:
     """24 tasks of 40 s on one worker's 16 slots: at no moment are more than 16 of them queued or
     running, so the 8 that do not fit wait in the scheduler (state scheduled), never in Redis where
@@ -81,8 +85,11 @@ def test_tasks_beyond_one_workers_slots_wait_in_the_scheduler_not_the_broker(
     while workload.run_state() not in ("success", "failed"):
         assert time.monotonic() < deadline, f"the run did not end in 600 s: {workload.states()}"
         (row,) = stack.sql(
-            "SELECT count(*) FROM task_instance WHERE task_id = 'work' "
-            f"AND run_id = '{workload.run_id}' AND state IN ('queued', 'running')"
+            bind(
+                "SELECT count(*) FROM task_instance WHERE task_id = 'work' "
+                "AND run_id = {run} AND state IN ('queued', 'running')",
+                run=workload.run_id,
+            )
         )
         in_flight = max(in_flight, int(row[0]))
         time.sleep(2)

@@ -12,8 +12,9 @@ from collections.abc import Iterator
 import pytest
 import requests
 
-from tests.integration.airflow_api import AirflowApi
-from tests.integration.stack import REPO, Stack
+from stackkit import REPO
+from stackkit.airflow_api import AirflowApi
+from tests.integration.testbed import IntegrationStack
 
 DAG = "smoke_mapped"
 WORKERS = 3
@@ -27,7 +28,7 @@ def pgbouncer_setting(name: str) -> int:
 
 
 @pytest.fixture(scope="module")
-def three_workers(stack: Stack) -> Iterator[Stack]:
+def three_workers(stack: IntegrationStack) -> Iterator[IntegrationStack]:
     """Three workers for this module; one again after it, even if a test failed before scaling down."""
     stack.scale_workers(WORKERS)
     try:
@@ -37,7 +38,7 @@ def three_workers(stack: Stack) -> Iterator[Stack]:
 
 
 @pytest.fixture(scope="module")
-def spread_run(three_workers: Stack, api: AirflowApi) -> dict:
+def spread_run(three_workers: IntegrationStack, api: AirflowApi) -> dict:
     """One run of 30 two-second tasks on three workers, sampling Postgres connections meanwhile."""
     samples: list[int] = []
     pool_samples: list[dict[str, int]] = []
@@ -65,7 +66,7 @@ def spread_run(three_workers: Stack, api: AirflowApi) -> dict:
     return {"run_id": run_id, "state": state, "samples": samples, "pool_samples": pool_samples}
 
 
-def test_three_workers_are_seen_by_flower(three_workers: Stack) -> None:
+def test_three_workers_are_seen_by_flower(three_workers: IntegrationStack) -> None:
     auth = (three_workers.env["FLOWER_USER"], three_workers.env["FLOWER_PASSWORD"])
     deadline = time.monotonic() + 120
     while True:
@@ -85,7 +86,7 @@ def test_three_workers_are_seen_by_flower(three_workers: Stack) -> None:
     assert hostnames <= set(workers), f"flower sees {sorted(workers)}"
 
 
-def test_three_workers_answer_celery_ping(three_workers: Stack) -> None:
+def test_three_workers_answer_celery_ping(three_workers: IntegrationStack) -> None:
     out = three_workers.exec(
         "airflow-worker",
         [
@@ -120,7 +121,7 @@ def test_postgres_connections_stay_within_pgbouncer_pool(spread_run: dict) -> No
 
 
 def test_logs_of_removed_workers_stay_readable(
-    spread_run: dict, three_workers: Stack, api: AirflowApi
+    spread_run: dict, three_workers: IntegrationStack, api: AirflowApi
 ) -> None:
     tis = [ti for ti in api.task_instances(DAG, spread_run["run_id"]) if ti.task_id == "work"]
     three_workers.scale_workers(1)

@@ -5,14 +5,16 @@ from __future__ import annotations
 
 import time
 
-from tests.integration.airflow_api import AirflowApi
+from stackkit.airflow_api import AirflowApi
 from tests.integration.faults import wait_until
-from tests.integration.stack import Stack
+from tests.integration.testbed import IntegrationStack
 
 DAG = "smoke_mapped"
 
 
-def test_run_survives_a_killed_scheduler_and_the_other_carries_on(stack: Stack, api: AirflowApi) -> None:
+def test_run_survives_a_killed_scheduler_and_the_other_carries_on(
+    stack: IntegrationStack, api: AirflowApi
+) -> None:
     first, second = stack.containers("airflow-scheduler")
     run_id = api.trigger(DAG, {"count": 20, "sleep_seconds": 3})
     deadline = time.monotonic() + 300

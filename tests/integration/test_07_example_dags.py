@@ -11,8 +11,9 @@ from itertools import pairwise
 
 import pytest
 
-from tests.integration.airflow_api import AirflowApi
-from tests.integration.stack import Stack
+from stackkit.airflow_api import AirflowApi
+from stackkit.sql import bind
+from tests.integration.testbed import IntegrationStack
 
 EXAMPLE_DAGS = [
     "example_mapped_throttle",
@@ -92,7 +93,7 @@ CASES = {
 }
 
 
-def active_celery_tasks(stack: Stack) -> set[str]:
+def active_celery_tasks(stack: IntegrationStack) -> set[str]:
     """The Celery task ids every worker reports as executing (`celery inspect active`). Fails unless
     the reply is complete: parseable JSON with an answer from each worker container, so an empty,
     cut-off or partial reply can never read as "not running"."""
@@ -114,13 +115,20 @@ def active_celery_tasks(stack: Stack) -> set[str]:
     return {request["id"] for requests in replies.values() for request in requests}
 
 
-def celery_task_id(stack: Stack, dag_id: str, run_id: str, task_id: str, map_index: int = -1) -> str:
+def celery_task_id(
+    stack: IntegrationStack, dag_id: str, run_id: str, task_id: str, map_index: int = -1
+) -> str:
     """The Celery task id of a task instance's current try: the CeleryExecutor assigns it as the
     task instance's external_executor_id when it queues the try (the REST API does not show it)."""
     rows = stack.sql(
-        "SELECT coalesce(external_executor_id, '') FROM task_instance "
-        f"WHERE dag_id = '{dag_id}' AND run_id = '{run_id}' AND task_id = '{task_id}' "
-        f"AND map_index = {map_index}"
+        bind(
+            "SELECT coalesce(external_executor_id, '') FROM task_instance "
+            "WHERE dag_id = {dag} AND run_id = {run} AND task_id = {task} AND map_index = {index}",
+            dag=dag_id,
+            run=run_id,
+            task=task_id,
+            index=map_index,
+        )
     )
     assert len(rows) == 1, f"{dag_id}.{task_id} in {run_id}: {rows}"
     assert rows[0][0], f"{dag_id}.{task_id} in {run_id} has no Celery task id"
@@ -132,7 +140,7 @@ def ti_key(ti) -> str:
 
 
 @pytest.fixture(scope="module")
-def triggered(stack: Stack, api: AirflowApi) -> dict[str, str]:
+def triggered(stack: IntegrationStack, api: AirflowApi) -> dict[str, str]:
     """Every case triggered at once (they overlap on the workers as real workloads do)."""
     stack.exec(
         "webhook-receiver", ["curl", "--fail", "--silent", "-X", "DELETE", "http://127.0.0.1:8080/received"]
@@ -197,7 +205,7 @@ def test_retry_delays_grow_with_exponential_backoff(api: AirflowApi) -> None:
 
 
 def test_failure_and_retry_alerts_reach_the_local_receiver(
-    triggered: dict[str, str], stack: Stack, api: AirflowApi
+    triggered: dict[str, str], stack: IntegrationStack, api: AirflowApi
 ) -> None:
     run_id = triggered["retries_and_failures"]
     assert api.wait_for_run("example_retries_and_failures", run_id, timeout=900) == "failed"
@@ -223,7 +231,7 @@ def test_failure_and_retry_alerts_reach_the_local_receiver(
     assert sorted(e["try_number"] for e in retried)[:2] == [1, 2]
 
 
-def test_pool_never_runs_more_than_its_two_slots(stack: Stack, api: AirflowApi) -> None:
+def test_pool_never_runs_more_than_its_two_slots(stack: IntegrationStack, api: AirflowApi) -> None:
     run_id = api.trigger("example_pool_limited", {"count": 6, "sleep_seconds": 5})
     peak = 0
     deadline = time.monotonic() + 600
@@ -238,7 +246,9 @@ def test_pool_never_runs_more_than_its_two_slots(stack: Stack, api: AirflowApi) 
     assert 1 <= peak <= 2, f"{peak} tasks ran at once in a 2-slot pool"
 
 
-def test_deferrable_sensor_frees_its_slot_and_resumes_on_a_row(stack: Stack, api: AirflowApi) -> None:
+def test_deferrable_sensor_frees_its_slot_and_resumes_on_a_row(
+    stack: IntegrationStack, api: AirflowApi
+) -> None:
     dag_id = "example_deferrable_sensor"
     # With no row coming, the sensor times out and the run fails.
     timed_out = api.trigger(dag_id, {"timeout_seconds": 15})
@@ -281,7 +291,7 @@ def test_deferrable_sensor_frees_its_slot_and_resumes_on_a_row(stack: Stack, api
     assert api.wait_for_run("smoke_mapped", control, timeout=300) == "success"
 
 
-def test_incremental_load_is_idempotent(stack: Stack, api: AirflowApi) -> None:
+def test_incremental_load_is_idempotent(stack: IntegrationStack, api: AirflowApi) -> None:
     dag_id, conf = "example_incremental_load", {"load_date": "2026-01-15"}
     query = (
         "SELECT order_id, customer, amount FROM demo.daily_sales "

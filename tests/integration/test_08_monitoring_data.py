@@ -27,7 +27,7 @@ from tests.integration.monitoring import (
     rule_expressions,
     selectors,
 )
-from tests.integration.stack import Stack
+from tests.integration.testbed import IntegrationStack
 
 PANELS = panel_expressions()
 RULES = rule_expressions()
@@ -37,19 +37,23 @@ HOME_UID = "airflow-oncall"
 
 
 @pytest.fixture(scope="module")
-def workload_scraped(stack: Stack) -> Stack:
+def workload_scraped(stack: IntegrationStack) -> IntegrationStack:
     """The example workload's failures have reached Prometheus (its DAG tests ran just before)."""
-    assert stack.wait_for_series('airflow_ti_finish{state="failed"}', timeout=120), "no failed task metrics"
-    assert stack.wait_for_series("airflow_dagrun_duration_failed_count", timeout=120), "no failed run metrics"
+    assert stack.prometheus.wait_for_series('airflow_ti_finish{state="failed"}', timeout=120), (
+        "no failed task metrics"
+    )
+    assert stack.prometheus.wait_for_series("airflow_dagrun_duration_failed_count", timeout=120), (
+        "no failed run metrics"
+    )
     return stack
 
 
 @pytest.mark.parametrize("expression", PANELS, ids=[e.where for e in PANELS])
 def test_panel_query_returns_data_without_its_fallback(
-    workload_scraped: Stack, expression: Expression
+    workload_scraped: IntegrationStack, expression: Expression
 ) -> None:
     COVERAGE["panel expressions checked"] += 1
-    verdict = check_panel(workload_scraped, expression)
+    verdict = check_panel(workload_scraped.prometheus, expression)
     assert verdict.ok, verdict.message
     if verdict.skipped:
         COVERAGE["panel expressions empty, event-only"] += 1
@@ -58,9 +62,9 @@ def test_panel_query_returns_data_without_its_fallback(
 
 
 @pytest.mark.parametrize("expression", RECORDING, ids=[e.where for e in RECORDING])
-def test_recording_rule_returns_data(workload_scraped: Stack, expression: Expression) -> None:
+def test_recording_rule_returns_data(workload_scraped: IntegrationStack, expression: Expression) -> None:
     COVERAGE["recording rule expressions checked"] += 1
-    result = workload_scraped.wait_for_series(expression.expr, timeout=30)
+    result = workload_scraped.prometheus.wait_for_series(expression.expr, timeout=30)
     if not result and (reasons := event_only_metrics(expression.expr)):
         pytest.skip(f"{expression.where}: {reasons}")
     assert result, f"{expression.where}: no series for {expression.expr}"
@@ -69,12 +73,14 @@ def test_recording_rule_returns_data(workload_scraped: Stack, expression: Expres
 
 
 @pytest.mark.parametrize("expression", ALERTS, ids=[e.where for e in ALERTS])
-def test_alert_rule_selectors_match_live_series(workload_scraped: Stack, expression: Expression) -> None:
+def test_alert_rule_selectors_match_live_series(
+    workload_scraped: IntegrationStack, expression: Expression
+) -> None:
     COVERAGE["alert rule expressions checked"] += 1
     empty = [
         s
-        for s in sorted(selectors(workload_scraped.parse_query(expression.expr)))
-        if not workload_scraped.prometheus_query(s)
+        for s in sorted(selectors(workload_scraped.prometheus.parse_query(expression.expr)))
+        if not workload_scraped.prometheus.query(s)
     ]
     # A selector of an event-only metric may match nothing yet; every other selector must match.
     unexplained = [s for s in empty if not event_only_metrics(s)]
@@ -84,27 +90,29 @@ def test_alert_rule_selectors_match_live_series(workload_scraped: Stack, express
     COVERAGE["alert rule expressions with data"] += 1
 
 
-def test_every_metric_name_used_exists_in_prometheus(workload_scraped: Stack) -> None:
+def test_every_metric_name_used_exists_in_prometheus(workload_scraped: IntegrationStack) -> None:
     used: dict[str, str] = {}
     for expression in PANELS + RULES:
-        for name in metric_names(workload_scraped.parse_query(expression.expr)):
+        for name in metric_names(workload_scraped.prometheus.parse_query(expression.expr)):
             used.setdefault(name, expression.where)
-    present = set(workload_scraped.metric_names())
+    present = set(workload_scraped.prometheus.metric_names())
     missing = {name: where for name, where in used.items() if name not in present and name not in EVENT_ONLY}
     COVERAGE["metric names used"] = len(used)
     COVERAGE["metric names used, present"] = len(used.keys() & present)
     assert not missing, f"metric names not in Prometheus: {missing}"
 
 
-def test_the_ui_url_for_grafana_links_is_airflows_base_url(workload_scraped: Stack) -> None:
+def test_the_ui_url_for_grafana_links_is_airflows_base_url(workload_scraped: IntegrationStack) -> None:
     """worker-capacity exports [api] base_url as airflow_ui_info{url}; the on-call dashboard's links to DAG
     pages read it. The test stack sets no AIRFLOW_PUBLIC_URL, so it is the published api-server."""
-    urls = {s["metric"]["url"] for s in workload_scraped.wait_for_series("airflow_ui_info", timeout=60)}
+    urls = {
+        s["metric"]["url"] for s in workload_scraped.prometheus.wait_for_series("airflow_ui_info", timeout=60)
+    }
     assert urls == {workload_scraped.url("AIRFLOW_API_PORT")}
 
 
 @pytest.fixture
-def grafana(stack: Stack) -> tuple[str, tuple[str, str]]:
+def grafana(stack: IntegrationStack) -> tuple[str, tuple[str, str]]:
     if not stack.with_grafana:
         pytest.skip(f"live Grafana not tested: image {stack.grafana_image} is not present on this machine")
     return stack.url("GRAFANA_PORT"), (stack.env["GRAFANA_ADMIN_USER"], stack.env["GRAFANA_ADMIN_PASSWORD"])

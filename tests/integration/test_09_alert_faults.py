@@ -11,29 +11,29 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-from tests.integration.stack import Stack
+from tests.integration.testbed import IntegrationStack
 
 HEARTBEAT = "AirflowSchedulerHeartbeatMissing"
 IMPORT_ERRORS = "AirflowDagImportErrors"
 HA_DEGRADED = "AirflowSchedulerHADegraded"
 
 
-def firing(stack: Stack) -> set[str]:
-    return {a["labels"]["alertname"] for a in stack.alerts() if a["state"] == "firing"}
+def firing(stack: IntegrationStack) -> set[str]:
+    return {a["labels"]["alertname"] for a in stack.prometheus.alerts() if a["state"] == "firing"}
 
 
-def active(stack: Stack) -> set[str]:
+def active(stack: IntegrationStack) -> set[str]:
     """Alert names pending or firing."""
-    return {a["labels"]["alertname"] for a in stack.alerts()}
+    return {a["labels"]["alertname"] for a in stack.prometheus.alerts()}
 
 
-def schedulers(stack: Stack, record: str) -> float | None:
+def schedulers(stack: IntegrationStack, record: str) -> float | None:
     """A recorded per-job-type series for the schedulers: `max` (live now) or `expected`."""
-    result = stack.prometheus_query(f'job_type:airflow_jobs_live:{record}{{job_type="SchedulerJob"}}')
+    result = stack.prometheus.query(f'job_type:airflow_jobs_live:{record}{{job_type="SchedulerJob"}}')
     return float(result[0]["value"][1]) if result else None
 
 
-def delivered(stack: Stack, status: str) -> set[str]:
+def delivered(stack: IntegrationStack, status: str) -> set[str]:
     """Alert names Alertmanager has posted to the local receiver with this status."""
     return {
         alert["labels"]["alertname"]
@@ -51,7 +51,7 @@ def wait_until(condition: Callable[[], bool], timeout: float, what: str) -> None
         time.sleep(10)
 
 
-def test_one_stopped_scheduler_fires_the_degraded_ha_alert_and_it_clears(stack: Stack) -> None:
+def test_one_stopped_scheduler_fires_the_degraded_ha_alert_and_it_clears(stack: IntegrationStack) -> None:
     """Both schedulers have run for minutes, so the expectation the topology sets is 2; with one stopped
     1 is alive, AirflowSchedulerHADegraded fires (for: 1m, after up to 30 s for the stopped one's
     heartbeat to age and a scrape), the all-down alert does not; started again, it clears."""
@@ -66,7 +66,7 @@ def test_one_stopped_scheduler_fires_the_degraded_ha_alert_and_it_clears(stack: 
     try:
         wait_until(lambda: schedulers(stack, "max") == 1, 120, "1 live scheduler in Prometheus")
         wait_until(lambda: HA_DEGRADED in firing(stack), 240, f"{HA_DEGRADED} to fire")
-        (alert,) = [a for a in stack.alerts() if a["labels"]["alertname"] == HA_DEGRADED]
+        (alert,) = [a for a in stack.prometheus.alerts() if a["labels"]["alertname"] == HA_DEGRADED]
         assert alert["labels"]["job_type"] == "SchedulerJob"
         assert alert["labels"]["severity"] == "warning"
         assert float(alert["value"]) == 1
@@ -78,7 +78,7 @@ def test_one_stopped_scheduler_fires_the_degraded_ha_alert_and_it_clears(stack: 
     assert schedulers(stack, "max") == 2
 
 
-def test_stopped_schedulers_and_a_broken_dag_file_alert_and_recover(stack: Stack) -> None:
+def test_stopped_schedulers_and_a_broken_dag_file_alert_and_recover(stack: IntegrationStack) -> None:
     stack.exec(
         "webhook-receiver", ["curl", "--fail", "--silent", "-X", "DELETE", "http://127.0.0.1:8080/received"]
     )

@@ -18,8 +18,9 @@ import time
 import pytest
 import requests
 
-from tests.integration.airflow_api import access_token
-from tests.integration.stack import REPO, Stack, env_values
+from stackkit import REPO, envfile
+from stackkit.airflow_api import access_token
+from tests.integration.testbed import IntegrationStack
 from tests.unit.compose import SECRETS
 
 AIRFLOW_RUNTIME = [
@@ -69,7 +70,7 @@ WRITABLE_BINDS: dict[str, set[str]] = {
 }
 
 
-def backup_uid(stack: Stack) -> int:
+def backup_uid(stack: IntegrationStack) -> int:
     return stack.backup_dir.stat().st_uid or 999
 
 
@@ -87,12 +88,12 @@ def forged_token() -> str:
     return f"{header}.{payload}.{b64(signature)}"
 
 
-def smoke_runs(stack: Stack) -> int:
+def smoke_runs(stack: IntegrationStack) -> int:
     (row,) = stack.sql("SELECT count(*) FROM dag_run WHERE dag_id = 'smoke_mapped'")
     return int(row[0])
 
 
-def paused(stack: Stack) -> dict[str, str]:
+def paused(stack: IntegrationStack) -> dict[str, str]:
     """Each DAG's is_paused, as Postgres prints it (t/f)."""
     return {dag_id: is_paused for dag_id, is_paused in stack.sql("SELECT dag_id, is_paused FROM dag")}
 
@@ -124,14 +125,8 @@ MALFORMED = [
 MALFORMED_EXECUTION = ("PATCH", "/execution/task-instances/not-a-uuid/run", b"{", JSON_TYPE)
 
 
-def project_containers(stack: Stack, include_stopped: bool = False) -> list:
-    return stack.client.containers.list(
-        all=include_stopped, filters={"label": "com.docker.compose.project=airflow-stack-test"}
-    )
-
-
 # --- Airflow: REST API, Execution API, login ---------------------------------------------------------
-def test_airflow_api_refuses_requests_without_a_token(stack: Stack) -> None:
+def test_airflow_api_refuses_requests_without_a_token(stack: IntegrationStack) -> None:
     base = stack.url("AIRFLOW_API_PORT")
     for path in (
         "/api/v2/dags",
@@ -146,7 +141,7 @@ def test_airflow_api_refuses_requests_without_a_token(stack: Stack) -> None:
     assert response.status_code in (401, 403), response.text[:200]
 
 
-def test_airflow_api_refuses_forged_and_foreign_credentials(stack: Stack) -> None:
+def test_airflow_api_refuses_forged_and_foreign_credentials(stack: IntegrationStack) -> None:
     url = f"{stack.url('AIRFLOW_API_PORT')}/api/v2/dags"
     for authorization in (
         f"Bearer {forged_token()}",
@@ -157,7 +152,9 @@ def test_airflow_api_refuses_forged_and_foreign_credentials(stack: Stack) -> Non
         assert response.status_code in (401, 403), f"{authorization[:12]}...: {response.status_code}"
 
 
-def test_malformed_requests_without_credentials_are_refused_and_change_nothing(stack: Stack) -> None:
+def test_malformed_requests_without_credentials_are_refused_and_change_nothing(
+    stack: IntegrationStack,
+) -> None:
     """Refused with a client error (401/403, or 400/422 where the body cannot even be parsed), never
     a 5xx, and no DAG run appears."""
     base = stack.url("AIRFLOW_API_PORT")
@@ -172,7 +169,7 @@ def test_malformed_requests_without_credentials_are_refused_and_change_nothing(s
 
 
 def test_malformed_requests_with_valid_credentials_are_refused_as_bad_input_and_change_nothing(
-    stack: Stack,
+    stack: IntegrationStack,
 ) -> None:
     """The same requests from the admin, past authentication: each is refused for its input, with the
     client error that says so (never 401/403, which would mean the token was what failed, nor a 5xx),
@@ -201,7 +198,7 @@ def test_malformed_requests_with_valid_credentials_are_refused_as_bad_input_and_
     assert not changed, f"a malformed request paused or unpaused {changed}"
 
 
-def test_execution_api_refuses_requests_without_a_task_token(stack: Stack) -> None:
+def test_execution_api_refuses_requests_without_a_task_token(stack: IntegrationStack) -> None:
     """The workers' API is served on the same published port: it must want a task's token too."""
     url = f"{stack.url('AIRFLOW_API_PORT')}/execution/variables/anything"
     assert requests.get(url, timeout=30).status_code in (401, 403)
@@ -209,7 +206,7 @@ def test_execution_api_refuses_requests_without_a_task_token(stack: Stack) -> No
     assert requests.get(url, headers=forged, timeout=30).status_code in (401, 403)
 
 
-def test_wrong_passwords_are_refused_by_airflow_and_flower(stack: Stack) -> None:
+def test_wrong_passwords_are_refused_by_airflow_and_flower(stack: IntegrationStack) -> None:
     login = requests.post(
         f"{stack.url('AIRFLOW_API_PORT')}/auth/token",
         json={"username": stack.env["AIRFLOW_ADMIN_USER"], "password": "wrong-" + secrets.token_hex(8)},
@@ -223,13 +220,13 @@ def test_wrong_passwords_are_refused_by_airflow_and_flower(stack: Stack) -> None
 
 
 @pytest.fixture
-def grafana(stack: Stack) -> str:
+def grafana(stack: IntegrationStack) -> str:
     if not stack.with_grafana:
         pytest.skip(f"live Grafana not tested: image {stack.grafana_image} is not present on this machine")
     return stack.url("GRAFANA_PORT")
 
 
-def test_grafana_refuses_a_wrong_password(grafana: str, stack: Stack) -> None:
+def test_grafana_refuses_a_wrong_password(grafana: str, stack: IntegrationStack) -> None:
     response = requests.get(
         f"{grafana}/api/search", auth=(stack.env["GRAFANA_ADMIN_USER"], "wrong"), timeout=30
     )
@@ -237,7 +234,7 @@ def test_grafana_refuses_a_wrong_password(grafana: str, stack: Stack) -> None:
 
 
 # --- Redis, Postgres, PgBouncer ------------------------------------------------------------------------
-def test_redis_refuses_clients_without_the_password(stack: Stack) -> None:
+def test_redis_refuses_clients_without_the_password(stack: IntegrationStack) -> None:
     redis = stack.container("redis")
     _, out = redis.exec_run(["env", "-u", "REDISCLI_AUTH", "redis-cli", "-h", "127.0.0.1", "ping"])
     assert "NOAUTH" in out.decode(), out
@@ -262,7 +259,7 @@ def test_redis_refuses_clients_without_the_password(stack: Stack) -> None:
 )
 @pytest.mark.parametrize("role", ["airflow", "demo"])
 def test_postgres_and_pgbouncer_refuse_a_wrong_password(
-    stack: Stack, host: str, port: str, role: str
+    stack: IntegrationStack, host: str, port: str, role: str
 ) -> None:
     pgbouncer = stack.container("pgbouncer")
     database = "airflow" if role == "airflow" else "demo"
@@ -276,7 +273,7 @@ def test_postgres_and_pgbouncer_refuse_a_wrong_password(
     assert re.search("password authentication failed|SASL authentication failed", out.decode()), out
 
 
-def test_postgres_accepts_scram_sha_256_only(stack: Stack) -> None:
+def test_postgres_accepts_scram_sha_256_only(stack: IntegrationStack) -> None:
     methods = {
         row[0] for row in stack.sql("SELECT DISTINCT auth_method FROM pg_hba_file_rules WHERE error IS NULL")
     }
@@ -288,11 +285,11 @@ def test_postgres_accepts_scram_sha_256_only(stack: Stack) -> None:
 
 
 # --- Processes, mounts, image ----------------------------------------------------------------------------
-def test_processes_run_as_the_expected_non_root_users(stack: Stack) -> None:
+def test_processes_run_as_the_expected_non_root_users(stack: IntegrationStack) -> None:
     """Every process descending from each container's main process; `docker exec` probes (health checks,
     these tests) are not descendants and are left out."""
     found: dict[str, set[int]] = {}
-    for container in project_containers(stack):
+    for container in stack.containers():
         service = container.labels["com.docker.compose.service"]
         main_pid = str(container.attrs["State"]["Pid"])
         top = container.top(ps_args="-o pid,ppid,uid,comm")
@@ -313,7 +310,7 @@ def test_processes_run_as_the_expected_non_root_users(stack: Stack) -> None:
     assert rooted <= set(ROOT_BY_NEED), f"running as root: {sorted(rooted - set(ROOT_BY_NEED))}"
 
 
-def test_cadvisor_runs_with_one_capability_and_a_read_only_view_of_the_host(stack: Stack) -> None:
+def test_cadvisor_runs_with_one_capability_and_a_read_only_view_of_the_host(stack: IntegrationStack) -> None:
     """The one root service (ROOT_BY_NEED): no privileged mode, every capability dropped but SYSLOG
     (/dev/kmsg, for OOM kills), no new privileges, a read-only root filesystem, read-only binds."""
     (cadvisor,) = stack.containers("cadvisor")
@@ -329,7 +326,7 @@ def test_cadvisor_runs_with_one_capability_and_a_read_only_view_of_the_host(stac
     assert not any((cadvisor.attrs["NetworkSettings"]["Ports"] or {}).values()), "publishes a port"
 
 
-def test_config_dags_and_plugins_are_read_only_in_every_airflow_container(stack: Stack) -> None:
+def test_config_dags_and_plugins_are_read_only_in_every_airflow_container(stack: IntegrationStack) -> None:
     for service in AIRFLOW_RUNTIME:
         for container in stack.containers(service):
             mounts = {m["Destination"]: m for m in container.attrs["Mounts"]}
@@ -338,9 +335,9 @@ def test_config_dags_and_plugins_are_read_only_in_every_airflow_container(stack:
                 assert mounts[path]["RW"] is False, f"{container.name}: {path} is writable"
 
 
-def test_every_bind_mount_from_the_host_is_read_only(stack: Stack) -> None:
+def test_every_bind_mount_from_the_host_is_read_only(stack: IntegrationStack) -> None:
     writable = []
-    for container in project_containers(stack, include_stopped=True):
+    for container in stack.containers(include_stopped=True):
         service = container.labels["com.docker.compose.service"]
         for mount in container.attrs["Mounts"]:
             allowed = mount["Destination"] in WRITABLE_BINDS.get(service, set())
@@ -349,14 +346,14 @@ def test_every_bind_mount_from_the_host_is_read_only(stack: Stack) -> None:
     assert not writable, f"writable bind mounts: {writable}"
 
 
-def test_no_secret_in_the_airflow_image(stack: Stack) -> None:
+def test_no_secret_in_the_airflow_image(stack: IntegrationStack) -> None:
     image = stack.container("airflow-apiserver").image
     layers = " ".join(str(layer.get("CreatedBy", "")) for layer in image.history())
     config = image.attrs["Config"]
     text = " ".join([layers, json.dumps(config.get("Env") or []), json.dumps(config.get("Labels") or {})])
     values = {stack.env[name] for name in SECRETS}
     if (REPO / ".env").exists():  # a developer's own .env must not have been built in either
-        values |= {v for k, v in env_values(REPO / ".env").items() if k in SECRETS and v}
+        values |= {v for k, v in envfile.read(REPO / ".env").items() if k in SECRETS and v}
     leaked = sum(1 for value in values if value and value in text)
     assert not leaked, f"{leaked} secret value(s) in the image's history or config"  # values not printed
     names = [e.split("=", 1)[0] for e in config.get("Env") or []]
@@ -364,7 +361,7 @@ def test_no_secret_in_the_airflow_image(stack: Stack) -> None:
     assert not suspicious, f"the image sets secret-looking variables: {suspicious}"
 
 
-def test_no_env_file_inside_the_airflow_image(stack: Stack) -> None:
+def test_no_env_file_inside_the_airflow_image(stack: IntegrationStack) -> None:
     """The image's own file system (-xdev: not the mounts), searched as root so no folder is skipped."""
     container = stack.container("airflow-apiserver")
     code, out = container.exec_run(["find", "/", "-xdev", "-name", ".env"], user="0")

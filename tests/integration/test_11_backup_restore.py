@@ -29,9 +29,11 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.integration.airflow_api import AirflowApi, access_token
+from stackkit import REPO
+from stackkit.airflow_api import AirflowApi, access_token
+from stackkit.sql import bind
 from tests.integration.faults import wait_until
-from tests.integration.stack import COMPOSE_FILES, PROJECT, REPO, Stack
+from tests.integration.testbed import COMPOSE_FILES, PROJECT, IntegrationStack
 
 # Runs and task instances that cannot change any more: a restore must give back exactly these.
 FINISHED_RUNS = "SELECT dag_id, run_id, state FROM dag_run WHERE state IN ('success', 'failed')"
@@ -44,13 +46,15 @@ FINISHED_TIS = (
 VARIABLE = "restore_check_note"
 DUMP_NAME = r"^(airflow|demo)-\d{8}T\d{6}Z\.dump$"
 BACKUP_TOO_OLD = "BackupTooOld"
+# The recorded last success, aged by three intervals.
+AGED = "last_success_at - make_interval(secs => 3 * interval_seconds)"
 
 
-def rows(stack: Stack, query: str) -> set[tuple[str, ...]]:
+def rows(stack: IntegrationStack, query: str) -> set[tuple[str, ...]]:
     return {tuple(row) for row in stack.sql(query)}
 
 
-def run_script(stack: Stack, backup_dir: Path, *command: str, timeout: float) -> str:
+def run_script(stack: IntegrationStack, backup_dir: Path, *command: str, timeout: float) -> str:
     """A script of scripts/ against the test stack: the same compose project, file and env file."""
     env = {
         **os.environ,
@@ -70,18 +74,18 @@ def run_script(stack: Stack, backup_dir: Path, *command: str, timeout: float) ->
     return result.stdout
 
 
-def bearer(stack: Stack) -> dict[str, str]:
+def bearer(stack: IntegrationStack) -> dict[str, str]:
     base = stack.url("AIRFLOW_API_PORT")
     token = access_token(base, stack.env["AIRFLOW_ADMIN_USER"], stack.env["AIRFLOW_ADMIN_PASSWORD"])
     return {"Authorization": f"Bearer {token}"}
 
 
-def backup_too_old(stack: Stack) -> list[dict]:
+def backup_too_old(stack: IntegrationStack) -> list[dict]:
     """BackupTooOld, pending or firing."""
-    return [alert for alert in stack.alerts() if alert["labels"]["alertname"] == BACKUP_TOO_OLD]
+    return [alert for alert in stack.prometheus.alerts() if alert["labels"]["alertname"] == BACKUP_TOO_OLD]
 
 
-def test_backup_age_reaches_prometheus_and_backup_too_old_follows_it(stack: Stack) -> None:
+def test_backup_age_reaches_prometheus_and_backup_too_old_follows_it(stack: IntegrationStack) -> None:
     """The db-backup service's first round, at the stack's start, recorded its success and interval in
     db_backup.status; postgres-exporter exports both and BackupTooOld is silent. Aged by three
     intervals in the table, the recorded success makes the rule match the live series (pending: its
@@ -93,22 +97,21 @@ def test_backup_age_reaches_prometheus_and_backup_too_old_follows_it(stack: Stac
     )
     assert int(interval) == int(stack.env["BACKUP_INTERVAL_HOURS"]) * 3600
     assert 0 < float(now) - float(success) < int(interval), "no good backup recorded since the start"
-    exported = stack.wait_for_series("db_backup_last_success_timestamp_seconds")
+    exported = stack.prometheus.wait_for_series("db_backup_last_success_timestamp_seconds")
     assert [float(series["value"][1]) for series in exported] == [pytest.approx(float(success), abs=1)]
-    (exported_interval,) = stack.prometheus_query("db_backup_interval_seconds")
+    (exported_interval,) = stack.prometheus.query("db_backup_interval_seconds")
     assert float(exported_interval["value"][1]) == int(interval)
     assert not backup_too_old(stack), "BackupTooOld is pending or firing after a good backup"
 
-    aged = "last_success_at - make_interval(secs => 3 * interval_seconds)"
-    stack.sql(f"UPDATE db_backup.status SET last_success_at = {aged}")
+    stack.sql("UPDATE db_backup.status SET last_success_at = " + AGED)
     try:
         wait_until(lambda: backup_too_old(stack), 120, "BackupTooOld on an aged backup", every=5)
     finally:
-        stack.sql(f"UPDATE db_backup.status SET last_success_at = to_timestamp({float(success)})")
+        stack.sql(bind("UPDATE db_backup.status SET last_success_at = to_timestamp({at})", at=float(success)))
     wait_until(lambda: not backup_too_old(stack), 120, "BackupTooOld to clear", every=5)
 
 
-def test_scheduled_backups_run_at_start_and_apply_retention(stack: Stack) -> None:
+def test_scheduled_backups_run_at_start_and_apply_retention(stack: IntegrationStack) -> None:
     """The db-backup service's first round ran when the stack started; a round deletes a dump older
     than BACKUP_RETENTION_DAYS and keeps the one it just wrote (one round run by hand, same script)."""
     backup = stack.container("db-backup")
@@ -131,7 +134,7 @@ def test_scheduled_backups_run_at_start_and_apply_retention(stack: Stack) -> Non
 
 
 @pytest.fixture(scope="module")
-def restored(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> dict:
+def restored(stack: IntegrationStack, tmp_path_factory: pytest.TempPathFactory) -> dict:
     backup_dir = tmp_path_factory.mktemp("backups")
     phases: dict[str, float] = {}
     started = time.monotonic()
@@ -187,7 +190,9 @@ def test_the_stack_restored_into_started_empty(restored: dict) -> None:
     assert not restored["fresh_runs"] & restored["runs"], "the fresh stack already had the old runs"
 
 
-def test_restored_database_has_the_same_dag_runs_and_task_instances(stack: Stack, restored: dict) -> None:
+def test_restored_database_has_the_same_dag_runs_and_task_instances(
+    stack: IntegrationStack, restored: dict
+) -> None:
     runs_now = rows(stack, FINISHED_RUNS)
     assert restored["runs"] <= runs_now, f"runs lost or changed: {sorted(restored['runs'] - runs_now)[:10]}"
     # The task instances of those runs, exactly: none lost, none changed, none added. (A run that was
@@ -200,13 +205,15 @@ def test_restored_database_has_the_same_dag_runs_and_task_instances(stack: Stack
     )
 
 
-def test_restored_runs_and_encrypted_values_are_served_by_the_api(stack: Stack, restored: dict) -> None:
+def test_restored_runs_and_encrypted_values_are_served_by_the_api(
+    stack: IntegrationStack, restored: dict
+) -> None:
     api = AirflowApi(
         stack.url("AIRFLOW_API_PORT"), stack.env["AIRFLOW_ADMIN_USER"], stack.env["AIRFLOW_ADMIN_PASSWORD"]
     )
     for dag_id, run_id, state in sorted(restored["runs"]):
         assert api.run_state(dag_id, run_id) == state, (dag_id, run_id)
-    (row,) = stack.sql(f"SELECT is_encrypted FROM variable WHERE key = '{VARIABLE}'")
+    (row,) = stack.sql(bind("SELECT is_encrypted FROM variable WHERE key = {key}", key=VARIABLE))
     assert row == ["t"], "the variable is not stored encrypted"
     response = requests.get(
         f"{stack.url('AIRFLOW_API_PORT')}/api/v2/variables/{VARIABLE}", headers=bearer(stack), timeout=30
@@ -215,7 +222,7 @@ def test_restored_runs_and_encrypted_values_are_served_by_the_api(stack: Stack, 
     assert response.json()["value"] == restored["secret"], "the restored variable does not decrypt"
 
 
-def test_restored_stack_runs_new_dag_runs(stack: Stack, restored: dict) -> None:
+def test_restored_stack_runs_new_dag_runs(stack: IntegrationStack, restored: dict) -> None:
     api = AirflowApi(
         stack.url("AIRFLOW_API_PORT"), stack.env["AIRFLOW_ADMIN_USER"], stack.env["AIRFLOW_ADMIN_PASSWORD"]
     )
@@ -224,7 +231,7 @@ def test_restored_stack_runs_new_dag_runs(stack: Stack, restored: dict) -> None:
 
 
 def test_restore_refuses_bad_files_before_touching_the_stack(
-    stack: Stack, restored: dict, tmp_path: Path
+    stack: IntegrationStack, restored: dict, tmp_path: Path
 ) -> None:
     """Missing, empty, not a dump, corrupt header, a real dump cut short: refused with a clear
     message, nothing stopped."""

@@ -14,9 +14,10 @@ from collections.abc import Iterator
 import pytest
 from docker.models.containers import Container
 
-from tests.integration.airflow_api import AirflowApi
+from stackkit.airflow_api import AirflowApi
+from stackkit.containers import health
 from tests.integration.faults import WORKER_PROBE, Workload, wait_consuming, wait_until
-from tests.integration.stack import Stack
+from tests.integration.testbed import IntegrationStack
 
 HEALTH_STATE = "/tmp/airflow-worker-health.json"  # the health check's default --state-file
 CELERY_APP = "airflow.providers.celery.executors.celery_executor.app"
@@ -31,19 +32,19 @@ def on(container: Container, rows_hostname: str) -> bool:
     return rows_hostname.split(".")[0] == hostname(container)
 
 
-def queue_length(stack: Stack) -> int:
+def queue_length(stack: IntegrationStack) -> int:
     """Messages waiting in Celery's `default` list (redis-cli authenticates with REDISCLI_AUTH)."""
     return int(stack.exec("redis", ["redis-cli", "--raw", "LLEN", "default"]).strip())
 
 
-def blocked_clients(stack: Stack) -> int:
+def blocked_clients(stack: IntegrationStack) -> int:
     info = stack.exec("redis", ["redis-cli", "--raw", "INFO", "clients"])
     found = re.search(r"^blocked_clients:(\d+)", info, re.MULTILINE)
     assert found, f"no blocked_clients in INFO clients: {info}"
     return int(found.group(1))
 
 
-def broker_state(stack: Stack) -> str:
+def broker_state(stack: IntegrationStack) -> str:
     """Every Celery list's length and the unacked count, for an assertion's message."""
     lengths = {
         key: stack.exec("redis", ["redis-cli", "--raw", "LLEN", key]).strip()
@@ -53,13 +54,8 @@ def broker_state(stack: Stack) -> str:
     return f"lists {lengths}, unacked {unacked}"
 
 
-def health(container: Container) -> str:
-    container.reload()
-    return container.attrs["State"].get("Health", {}).get("Status", "none")
-
-
 @pytest.fixture
-def one_worker_after(stack: Stack) -> Iterator[None]:
+def one_worker_after(stack: IntegrationStack) -> Iterator[None]:
     """Whatever a test does to the workers, the next test starts with one healthy worker. A worker
     unhealthy after a fault is given the time its health check needs to restart it (5 probes)."""
     yield
@@ -75,7 +71,9 @@ def one_worker_after(stack: Stack) -> Iterator[None]:
 
 
 @pytest.mark.usefixtures("one_worker_after")
-def test_a_killed_worker_s_tasks_run_again_and_the_run_succeeds(stack: Stack, api: AirflowApi) -> None:
+def test_a_killed_worker_s_tasks_run_again_and_the_run_succeeds(
+    stack: IntegrationStack, api: AirflowApi
+) -> None:
     stack.scale_workers(2)
     wait_until(lambda: stack.pool_slots() == 32, 60, "default_pool to follow 2 workers")
     # 30 s each: all 8 are running at once even if their starts spread over many seconds.
@@ -105,7 +103,7 @@ def test_a_killed_worker_s_tasks_run_again_and_the_run_succeeds(stack: Stack, ap
     )
 
 
-def wait_healthy(stack: Stack, services: list[str], timeout: float = 300) -> None:
+def wait_healthy(stack: IntegrationStack, services: list[str], timeout: float = 300) -> None:
     """After a database fault a scheduler may have exited and been restarted: the next test starts
     only when every container of `services` is healthy again."""
     for service in services:
@@ -114,7 +112,9 @@ def wait_healthy(stack: Stack, services: list[str], timeout: float = 300) -> Non
 
 
 @pytest.mark.parametrize("service", ["postgres", "pgbouncer"])
-def test_a_database_restart_mid_run_loses_nothing(stack: Stack, api: AirflowApi, service: str) -> None:
+def test_a_database_restart_mid_run_loses_nothing(
+    stack: IntegrationStack, api: AirflowApi, service: str
+) -> None:
     workload = Workload.start(stack, api, count=16, sleep_seconds=10)
     workload.wait_running()
     restarted_at = stack.sql("SELECT now()")[0][0]
@@ -129,7 +129,7 @@ def test_a_database_restart_mid_run_loses_nothing(stack: Stack, api: AirflowApi,
 
 @pytest.mark.usefixtures("one_worker_after")
 def test_queued_messages_survive_a_redis_restart_and_workers_consume_again(
-    stack: Stack, api: AirflowApi
+    stack: IntegrationStack, api: AirflowApi
 ) -> None:
     """Workers paused first, so that the first task of each of three runs waits in the `default`
     list as a message (paused later, a worker could already hold them all); the list keeps its length
@@ -176,7 +176,7 @@ def test_queued_messages_survive_a_redis_restart_and_workers_consume_again(
 
 @pytest.mark.usefixtures("one_worker_after")
 def test_a_worker_that_stops_consuming_is_restarted_by_its_health_check(
-    stack: Stack, api: AirflowApi
+    stack: IntegrationStack, api: AirflowApi
 ) -> None:
     """Upstream #63580: the worker answers pings but takes nothing from its queue. Reproduced by
     cancelling its consumer; the health check says so, and after 5 such probes stops the worker
@@ -225,7 +225,7 @@ def test_a_worker_that_stops_consuming_is_restarted_by_its_health_check(
 
 
 @pytest.mark.usefixtures("one_worker_after")
-def test_scaling_down_lets_running_tasks_finish(stack: Stack, api: AirflowApi) -> None:
+def test_scaling_down_lets_running_tasks_finish(stack: IntegrationStack, api: AirflowApi) -> None:
     stack.scale_workers(2)
     first, second = stack.containers("airflow-worker")
     workload = Workload.start(stack, api, count=8, sleep_seconds=15)

@@ -36,9 +36,13 @@ import pytest
 import requests
 from docker.models.containers import Container
 
-from tests.integration.airflow_api import AirflowApi
+import stackkit.compose
+from stackkit import REPO, envfile
+from stackkit.airflow_api import AirflowApi
+from stackkit.containers import docker_client, project_containers
+from stackkit.sql import bind
 from tests.integration.faults import wait_consuming
-from tests.integration.stack import COMPOSE_FILES, PROJECT, REPO, Stack
+from tests.integration.testbed import COMPOSE_FILES, PROJECT, IntegrationStack
 from tests.unit.compose import WORKER_SECRETS
 
 REMOTE_PROJECT = "airflow-remote-worker-test"
@@ -72,30 +76,16 @@ def compose(
     *args: str,
     environment: dict[str, str] | None = None,
     check: bool = True,
-    timeout: float = 900,
 ) -> subprocess.CompletedProcess[str]:
-    """docker compose on one project, named explicitly: the session exports COMPOSE_PROJECT_NAME."""
-    env = {key: value for key, value in os.environ.items() if not key.startswith("COMPOSE_")}
-    env.update(environment or {})
-    command = ["docker", "compose", "--project-name", project, "--project-directory", str(REPO)]
-    for path in files:
-        command += ["--file", str(path)]
-    command += ["--env-file", str(env_file), *args]
-    result = subprocess.run(
-        command, cwd=REPO, env=env, capture_output=True, text=True, timeout=timeout, check=False
-    )
-    if check and result.returncode != 0:
-        raise RuntimeError(
-            f"{' '.join(command)} exited {result.returncode}:\n{result.stdout}\n{result.stderr}"
-        )
-    return result
+    """docker compose on one project, named explicitly: the session exports COMPOSE_PROJECT_NAME,
+    so the caller's COMPOSE_* variables are left out of compose's environment."""
+    env = {**stackkit.compose.environment(os.environ, {}), **(environment or {})}
+    base = stackkit.compose.command(project, files, env_file)
+    return stackkit.compose.run(base, *args, env=env, check=check)
 
 
 def write_env(path: Path, values: dict[str, str]) -> Path:
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as out:
-        out.write("".join(f"{key}={value}\n" for key, value in values.items()))
-    return path
+    return envfile.write_private(path, envfile.render(values))
 
 
 def interface_ipv4(name: str) -> str:
@@ -105,10 +95,10 @@ def interface_ipv4(name: str) -> str:
         return socket.inet_ntoa(fcntl.ioctl(sock.fileno(), 0x8915, request)[20:24])
 
 
-def host_address_for_containers(stack: Stack) -> str:
+def host_address_for_containers(stack: IntegrationStack) -> str:
     """The default bridge interface's own IPv4 address: an address of this host that any container
     reaches. Read from the interface, since a stock engine may leave IPAM's Gateway field empty."""
-    bridge = stack.client.networks.get("bridge").attrs
+    bridge = docker_client().networks.get("bridge").attrs
     name = bridge.get("Options", {}).get("com.docker.network.bridge.name", "docker0")
     try:
         return interface_ipv4(name)
@@ -142,14 +132,8 @@ class Remote:
         return f"http://{self.address}:{LOG_PORT}/log/"
 
 
-def project_containers(stack: Stack, project: str, service: str) -> list[Container]:
-    return stack.client.containers.list(
-        filters={"label": [f"com.docker.compose.project={project}", f"com.docker.compose.service={service}"]}
-    )
-
-
 @pytest.fixture(scope="module")
-def remote(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Remote]:
+def remote(stack: IntegrationStack, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Remote]:
     address = host_address_for_containers(stack)
     workdir = tmp_path_factory.mktemp("remote-worker")
     main_env = write_env(
@@ -206,8 +190,8 @@ def remote(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> Iterator[R
             )
             print(logs.stdout, logs.stderr)
             raise
-        containers = project_containers(stack, REMOTE_PROJECT, "airflow-worker")
-        (log_server,) = project_containers(stack, REMOTE_PROJECT, "worker-log-server")
+        containers = project_containers(REMOTE_PROJECT, "airflow-worker")
+        (log_server,) = project_containers(REMOTE_PROJECT, "worker-log-server")
         api = AirflowApi(
             f"http://{address}:{stack.env['AIRFLOW_API_PORT']}",
             stack.env["AIRFLOW_ADMIN_USER"],
@@ -237,18 +221,22 @@ def remote(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> Iterator[R
 
 
 @pytest.fixture(scope="module")
-def remote_run(stack: Stack, remote: Remote) -> dict:
+def remote_run(stack: IntegrationStack, remote: Remote) -> dict:
     remote.api.wait_for_dag(DAG, timeout=300)
     run_id = remote.api.trigger(DAG)
     state = remote.api.wait_for_run(DAG, run_id, timeout=600)
     rows = stack.sql(
-        "SELECT task_id, map_index, state, queue, hostname FROM task_instance "
-        f"WHERE dag_id = '{DAG}' AND run_id = '{run_id}' ORDER BY task_id, map_index"
+        bind(
+            "SELECT task_id, map_index, state, queue, hostname FROM task_instance "
+            "WHERE dag_id = {dag} AND run_id = {run} ORDER BY task_id, map_index",
+            dag=DAG,
+            run=run_id,
+        )
     )
     return {"run_id": run_id, "state": state, "rows": rows}
 
 
-def test_remote_workers_are_on_their_own_network_only(stack: Stack, remote: Remote) -> None:
+def test_remote_workers_are_on_their_own_network_only(stack: IntegrationStack, remote: Remote) -> None:
     assert len(remote.containers) == REMOTE_WORKERS
     main_networks = {
         name for c in stack.containers("airflow-scheduler") for name in c.attrs["NetworkSettings"]["Networks"]
@@ -259,7 +247,7 @@ def test_remote_workers_are_on_their_own_network_only(stack: Stack, remote: Remo
         networks = set(container.attrs["NetworkSettings"]["Networks"])
         assert networks == {REMOTE_NETWORK}, f"{container.name} is on {sorted(networks)}"
         assert not networks & main_networks
-    attached = {c.name for c in stack.client.networks.get(REMOTE_NETWORK).containers}
+    attached = {c.name for c in docker_client().networks.get(REMOTE_NETWORK).containers}
     assert attached == {c.name for c in remote_side}, f"{REMOTE_NETWORK} also has {sorted(attached)}"
     # The main stack's service names mean nothing there: the published ports are the only way in.
     probe = (
@@ -275,7 +263,9 @@ def test_remote_workers_are_on_their_own_network_only(stack: Stack, remote: Remo
     assert "RESOLVED" not in out, out
 
 
-def test_published_broker_and_pool_refuse_clients_without_the_password(stack: Stack, remote: Remote) -> None:
+def test_published_broker_and_pool_refuse_clients_without_the_password(
+    stack: IntegrationStack, remote: Remote
+) -> None:
     """What the remote network sees of the main host is the password-protected doors, nothing open."""
     probe = (
         "import os, socket\n"
@@ -307,7 +297,7 @@ def queues_of(workers: dict, name: str) -> set[str]:
     return {q["name"] for q in (workers.get(name) or {}).get("active_queues") or []}
 
 
-def test_flower_sees_the_remote_workers_on_their_own_queue(stack: Stack, remote: Remote) -> None:
+def test_flower_sees_the_remote_workers_on_their_own_queue(stack: IntegrationStack, remote: Remote) -> None:
     auth = (stack.env["FLOWER_USER"], stack.env["FLOWER_PASSWORD"])
     names = {f"celery@{hostname}" for hostname in remote.hostnames}
     deadline = time.monotonic() + 120
@@ -329,7 +319,7 @@ def test_flower_sees_the_remote_workers_on_their_own_queue(stack: Stack, remote:
 
 
 def test_tasks_routed_to_the_remote_queue_succeed_on_the_remote_workers(
-    stack: Stack, remote: Remote, remote_run: dict
+    stack: IntegrationStack, remote: Remote, remote_run: dict
 ) -> None:
     rows = remote_run["rows"]
     assert remote_run["state"] == "success", rows
@@ -348,7 +338,7 @@ def test_tasks_routed_to_the_remote_queue_succeed_on_the_remote_workers(
 
 
 def test_remote_task_logs_are_read_through_the_api_from_the_worker_hosts_log_server(
-    stack: Stack, remote: Remote, remote_run: dict
+    stack: IntegrationStack, remote: Remote, remote_run: dict
 ) -> None:
     """The logs stay on the worker host's volume, and the main host's api-server reads each of them from
     the worker host's published log server, with the line the task printed."""
@@ -375,7 +365,9 @@ def test_remote_task_logs_are_read_through_the_api_from_the_worker_hosts_log_ser
     assert any(hostname in printed[0] for hostname in remote.hostnames), printed
 
 
-def test_remote_log_server_refuses_unsigned_requests(stack: Stack, remote: Remote, remote_run: dict) -> None:
+def test_remote_log_server_refuses_unsigned_requests(
+    stack: IntegrationStack, remote: Remote, remote_run: dict
+) -> None:
     """Published for the api-server, the log server still serves only requests signed with the shared
     [api] secret_key: from the main stack's network, a real log's path without a token is refused."""
     find = ["find", "/opt/airflow/logs", "-path", f"*dag_id={DAG}/*", "-name", "*.log"]
@@ -388,7 +380,7 @@ def test_remote_log_server_refuses_unsigned_requests(stack: Stack, remote: Remot
 
 
 def test_remote_task_metrics_reach_the_main_stacks_prometheus(
-    stack: Stack, remote: Remote, remote_run: dict
+    stack: IntegrationStack, remote: Remote, remote_run: dict
 ) -> None:
     """Only the remote workers consume the queue `remote`, and only the task runner on the worker emits
     ti.finish (Airflow 3.3.2, task_runner.py): these series came from the worker host, through the
@@ -399,7 +391,7 @@ def test_remote_task_metrics_reach_the_main_stacks_prometheus(
     expected = {"items": 1, "square": 3, "demo_db_user": 1, "check": 1}
     deadline = time.monotonic() + 120
     while True:
-        result = stack.prometheus_query(query)
+        result = stack.prometheus.query(query)
         finished = {
             s["metric"]["task_id"]: float(s["value"][1]) for s in result if s["metric"]["state"] == "success"
         }
@@ -410,7 +402,7 @@ def test_remote_task_metrics_reach_the_main_stacks_prometheus(
     for task_id, count in expected.items():
         assert finished[task_id] >= count, finished
     # The duration histogram too, per task.
-    durations = stack.wait_for_series(
+    durations = stack.prometheus.wait_for_series(
         f'sum by (task_id) (airflow_task_duration_count{{dag_id="{DAG}", task_id="check"}})', timeout=60
     )
     assert durations, f"no airflow_task_duration of {DAG}.check in Prometheus"

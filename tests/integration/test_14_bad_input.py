@@ -12,9 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.airflow_api import AirflowApi
+from stackkit import compose, envfile
+from stackkit.airflow_api import AirflowApi
 from tests.integration.faults import Workload, wait_until
-from tests.integration.stack import REPO, Stack, env_values
+from tests.integration.testbed import IntegrationStack
 
 SYNTAX_ERROR = "from airflow.sdk import dag\n\nthis is not python (\n"
 # The default heuristic parses only files that mention "airflow" and "dag" (or "asset").
@@ -34,7 +35,7 @@ added()
 
 
 @pytest.fixture
-def broken_dag_files(stack: Stack) -> Iterator[dict[str, Path]]:
+def broken_dag_files(stack: IntegrationStack) -> Iterator[dict[str, Path]]:
     files = {
         "syntax": stack.dags_dir / "zz_syntax_error_by_tests.py",
         "hangs": stack.dags_dir / "zz_hangs_at_import_by_tests.py",
@@ -50,7 +51,7 @@ def broken_dag_files(stack: Stack) -> Iterator[dict[str, Path]]:
 
 
 def test_broken_dag_files_are_reported_while_a_burst_of_1000_task_instances_completes(
-    stack: Stack, api: AirflowApi, broken_dag_files: dict[str, Path]
+    stack: IntegrationStack, api: AirflowApi, broken_dag_files: dict[str, Path]
 ) -> None:
     """Two issue items in one run, since both mostly wait: the burst at the default worker count
     loses no task instance, and broken files (one parse slot held by the hanging one) do not
@@ -79,20 +80,11 @@ def test_broken_dag_files_are_reported_while_a_burst_of_1000_task_instances_comp
     assert not [e for e in api.import_errors() if "smoke_mapped" in e.split(":", 1)[0]]
 
 
-def run_init(stack: Stack, tmp_path: Path, **changes: str) -> subprocess.CompletedProcess[str]:
+def run_init(stack: IntegrationStack, tmp_path: Path, **changes: str) -> subprocess.CompletedProcess[str]:
     """airflow-init as `docker compose up` would start it, from a .env with `changes` applied."""
-    values = {**env_values(stack.env_file), **changes}
-    env_file = tmp_path / "changed.env"
-    env_file.write_text("".join(f"{key}={value}\n" for key, value in values.items()))
-    env_file.chmod(0o600)
-    return subprocess.run(
-        ["docker", "compose", "--env-file", str(env_file), "run", "--rm", "--no-deps", "airflow-init"],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
+    env_file = envfile.write_private(tmp_path / "changed.env", envfile.render({**stack.env, **changes}))
+    base = ["docker", "compose", "--env-file", str(env_file)]
+    return compose.run(base, "run", "--rm", "--no-deps", "airflow-init", timeout=300, check=False)
 
 
 @pytest.mark.parametrize(
@@ -108,7 +100,7 @@ def run_init(stack: Stack, tmp_path: Path, **changes: str) -> subprocess.Complet
     ids=["wrong-database-password", "malformed-fernet-key", "short-jwt-secret"],
 )
 def test_init_stops_with_a_message_naming_the_problem(
-    stack: Stack, tmp_path: Path, changes: dict[str, str], message: str
+    stack: IntegrationStack, tmp_path: Path, changes: dict[str, str], message: str
 ) -> None:
     result = run_init(stack, tmp_path, **changes)
     assert result.returncode != 0

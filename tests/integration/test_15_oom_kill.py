@@ -12,10 +12,9 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from docker.models.containers import Container
-
-from tests.integration.airflow_api import AirflowApi
-from tests.integration.stack import PROJECT, Stack
+from stackkit.airflow_api import AirflowApi
+from stackkit.containers import health
+from tests.integration.testbed import PROJECT, IntegrationStack
 
 DAG_ID = "memory_hog"
 DAG_SOURCE = Path(__file__).resolve().parent / "dags" / "memory_hog.py"
@@ -32,15 +31,15 @@ def wait_until(condition: Callable[[], object], timeout: float, what: str) -> No
         time.sleep(5)
 
 
-def oom_counts(stack: Stack) -> dict[str, float]:
+def oom_counts(stack: IntegrationStack) -> dict[str, float]:
     """cAdvisor's OOM kill count per worker container of the test stack, as Prometheus last scraped it."""
-    return {s["metric"]["container"]: float(s["value"][1]) for s in stack.prometheus_query(OOM_EVENTS)}
+    return {s["metric"]["container"]: float(s["value"][1]) for s in stack.prometheus.query(OOM_EVENTS)}
 
 
-def worker_oom_alerts(stack: Stack, state: str) -> list[dict]:
+def worker_oom_alerts(stack: IntegrationStack, state: str) -> list[dict]:
     return [
         alert
-        for alert in stack.alerts()
+        for alert in stack.prometheus.alerts()
         if alert["labels"]["alertname"] == ALERT
         and alert["labels"].get("compose_project") == PROJECT
         and alert["labels"].get("compose_service") == "airflow-worker"
@@ -48,12 +47,7 @@ def worker_oom_alerts(stack: Stack, state: str) -> list[dict]:
     ]
 
 
-def healthy(container: Container) -> bool:
-    container.reload()
-    return container.attrs["State"].get("Health", {}).get("Status") == "healthy"
-
-
-def delivered(stack: Stack) -> list[dict]:
+def delivered(stack: IntegrationStack) -> list[dict]:
     return [
         alert
         for received in stack.received_alerts()
@@ -64,7 +58,7 @@ def delivered(stack: Stack) -> list[dict]:
 
 
 def test_a_task_over_the_worker_memory_limit_is_killed_and_the_alert_names_the_worker(
-    stack: Stack, api: AirflowApi
+    stack: IntegrationStack, api: AirflowApi
 ) -> None:
     workers = {c.name: c for c in stack.containers("airflow-worker")}
     assert workers, "no airflow-worker container"
@@ -122,6 +116,8 @@ def test_a_task_over_the_worker_memory_limit_is_killed_and_the_alert_names_the_w
             assert container.id == ids[name]
             assert container.attrs["RestartCount"] == restarts[name], f"{name} was restarted"
             assert container.attrs["State"]["Running"], f"{name} is not running"
-        wait_until(lambda: all(healthy(c) for c in workers.values()), 120, "the workers to be healthy")
+        wait_until(
+            lambda: all(health(c) == "healthy" for c in workers.values()), 120, "the workers to be healthy"
+        )
     finally:
         dag_copy.unlink(missing_ok=True)

@@ -6,8 +6,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from stackkit import REPO
 from tests.integration.conftest import CheckoutSnapshot
-from tests.integration.stack import PROJECT, REPO, Stack
+from tests.integration.testbed import IntegrationStack
 
 USERS_PATHS = [REPO / "dags", REPO / "backups", REPO / ".env"]
 
@@ -20,10 +21,8 @@ def test_the_suite_left_the_checkouts_dags_backups_and_env_unchanged(
     assert not changed, f"the integration tests changed the user's files: {changed}"
 
 
-def test_no_test_container_mounts_the_users_dags_backups_or_env(stack: Stack) -> None:
-    containers = stack.client.containers.list(
-        all=True, filters={"label": f"com.docker.compose.project={PROJECT}"}
-    )
+def test_no_test_container_mounts_the_users_dags_backups_or_env(stack: IntegrationStack) -> None:
+    containers = stack.containers(include_stopped=True)
     assert containers, "no container of the test project: nothing was checked"
     mounted = {
         (c.name, m["Source"])

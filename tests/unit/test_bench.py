@@ -22,7 +22,7 @@ from typing import Any
 import pytest
 import yaml
 
-from bench import configs, limits, measure, plan, record, report, session, stack, stats, workloads
+from bench import bench_stack, configs, limits, measure, plan, record, report, session, stats, workloads
 from bench.__main__ import parse_args
 from bench.errors import BenchError
 from bench.measure import CpuSample, RunRow, TaskRow
@@ -42,6 +42,8 @@ from bench.record import (
     WaveFigures,
     WaveRun,
 )
+from stackkit import compose, envfile, images
+from stackkit.errors import StackError
 from tests.unit.compose import REPO, SECRETS
 from tests.unit.test_airflow_cfg import ENV_ONLY
 
@@ -96,11 +98,7 @@ def test_peak_overlap() -> None:
 
 
 # --- SQL and parsing ----------------------------------------------------------------------------------
-def test_sql_literals_escape_quotes() -> None:
-    assert measure.sql_literal("bench__x") == "'bench__x'"
-    assert measure.sql_literal("it's") == "'it''s'"
-    with pytest.raises(ValueError, match="NUL"):
-        measure.sql_literal("a\x00b")
+def test_benchmark_sql_quotes_its_values() -> None:
     sql = measure.task_rows_sql("bench_noop", "run'; DROP TABLE job; --")
     assert "'run''; DROP TABLE job; --'" in sql
     assert "IN ('a', 'b''c')" in measure.runs_sql("d", ["a", "b'c"])
@@ -419,8 +417,9 @@ class FakeApi:
     def __init__(self) -> None:
         self.triggered: list[tuple[str, str, dict[str, Any]]] = []
 
-    def trigger(self, dag_id: str, run_id: str, conf: dict[str, object]) -> None:
+    def trigger_run(self, dag_id: str, run_id: str, conf: dict[str, object]) -> str:
         self.triggered.append((dag_id, run_id, conf))
+        return run_id
 
 
 def run_ids_in(query: str) -> list[str]:
@@ -818,18 +817,18 @@ def run_fake_session(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path, spec: plan.SessionSpec, fake: FakeSessionStack
 ) -> tuple[SessionRecord, list[str]]:
     class FakeAirflowApi:
-        def __init__(self, base_url: str, username: str, password: str) -> None:
+        def __init__(self, base_url: str, username: str, password: str, token_retry_for: float) -> None:
             assert (username, password) == ("admin", "secret")
             self.unpaused: list[str] = []
 
-        def wait_for_dag(self, dag_id: str) -> float:
+        def wait_for_dag(self, dag_id: str, timeout: float, every: float) -> float:
             return 3.0
 
         def unpause(self, dag_id: str) -> None:
             self.unpaused.append(dag_id)
 
-        def trigger(self, dag_id: str, run_id: str, conf: dict[str, object]) -> None:
-            fake.api.trigger(dag_id, run_id, conf)
+        def trigger_run(self, dag_id: str, run_id: str, conf: dict[str, object]) -> str:
+            return fake.api.trigger_run(dag_id, run_id, conf)
 
     monkeypatch.setattr(session, "new_stack", lambda *args, **kwargs: fake)
     monkeypatch.setattr(session, "AirflowApi", FakeAirflowApi)
@@ -1069,8 +1068,8 @@ def test_configuration_table() -> None:
 # --- the stack's pure parts ---------------------------------------------------------------------------
 def test_env_file_has_fresh_secrets_own_ports_and_profiles() -> None:
     example = (REPO / ".env.example").read_text()
-    first = stack.assignments(stack.env_file_text(example, with_grafana=False))
-    second = stack.assignments(stack.env_file_text(example, with_grafana=True))
+    first = envfile.parse(bench_stack.env_file_text(example, with_grafana=False))
+    second = envfile.parse(bench_stack.env_file_text(example, with_grafana=True))
     for secret in SECRETS:
         assert first[secret], f"{secret} empty"
         assert first[secret] != second[secret], f"{secret} not fresh"
@@ -1082,7 +1081,7 @@ def test_env_file_has_fresh_secrets_own_ports_and_profiles() -> None:
 
 
 def test_env_file_is_private(tmp_path: Path) -> None:
-    path = stack.write_env_file(tmp_path / "bench.env", "A=1\n")
+    path = envfile.write_private(tmp_path / "bench.env", "A=1\n")
     assert path.stat().st_mode & 0o777 == 0o600
 
 
@@ -1094,21 +1093,19 @@ def test_compose_environment_keeps_images_and_drops_what_the_env_file_sets() -> 
         "POSTGRES_PASSWORD": "from-the-shell",
         "POSTGRES_IMAGE": "mirror/postgres:17",
     }
-    offline = stack.assignments((REPO / "offline" / "images.env").read_text())
-    environment = stack.compose_environment(
-        caller, {"POSTGRES_PASSWORD": "x", "COMPOSE_PROFILES": ""}, offline
-    )
+    offline = envfile.read(REPO / "offline" / "images.env")
+    environment = compose.environment(caller, {"POSTGRES_PASSWORD": "x", "COMPOSE_PROFILES": ""}, offline)
     assert "COMPOSE_PROJECT_NAME" not in environment
     assert "COMPOSE_PROFILES" not in environment
     assert "POSTGRES_PASSWORD" not in environment
     assert environment["POSTGRES_IMAGE"] == "mirror/postgres:17"  # what the caller exported wins
     assert environment["REDIS_IMAGE"] == offline["REDIS_IMAGE"]  # the rest of the offline kit
-    assert stack.offline_images({"OFFLINE": "1"}, offline=False) == offline
-    assert stack.offline_images({}, offline=False) == {}
+    assert images.offline_images({"OFFLINE": "1"}, offline=False) == offline
+    assert images.offline_images({}, offline=False) == {}
 
 
 def test_compose_command_names_the_project_and_the_overrides_in_order(tmp_path: Path) -> None:
-    command = stack.compose_command("official", tmp_path / "bench.env", "up", "--wait")
+    command = bench_stack.compose_command("official", tmp_path / "bench.env", "up", "--wait")
     assert command[:5] == ["docker", "compose", "--project-name", "airflow-bench", "--project-directory"]
     files = [command[i + 1] for i, arg in enumerate(command) if arg == "--file"]
     assert files == [
@@ -1118,8 +1115,10 @@ def test_compose_command_names_the_project_and_the_overrides_in_order(tmp_path: 
     ]
     assert command[-2:] == ["up", "--wait"]
     with pytest.raises(ValueError, match="unknown configuration"):
-        stack.compose_files("fast")
-    overload = stack.compose_command("compose", tmp_path / "bench.env", "up", extra_files=(configs.OVERLOAD,))
+        bench_stack.compose_files("fast")
+    overload = bench_stack.compose_command(
+        "compose", tmp_path / "bench.env", "up", extra_files=(configs.OVERLOAD,)
+    )
     files = [overload[i + 1] for i, arg in enumerate(overload) if arg == "--file"]
     assert files == [str(REPO / name) for name in (*configs.get("compose").files, configs.OVERLOAD)]
 
@@ -1146,8 +1145,8 @@ def test_every_override_is_used_by_the_configuration_table() -> None:
 
 @pytest.fixture(scope="module")
 def bench_env_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    text = stack.env_file_text((REPO / ".env.example").read_text(), with_grafana=True)
-    return stack.write_env_file(tmp_path_factory.mktemp("bench") / "bench.env", text)
+    text = bench_stack.env_file_text((REPO / ".env.example").read_text(), with_grafana=True)
+    return envfile.write_private(tmp_path_factory.mktemp("bench") / "bench.env", text)
 
 
 def resolve(files: list[str], env_file: Path) -> dict[str, Any]:
@@ -1161,20 +1160,14 @@ def resolve(files: list[str], env_file: Path) -> dict[str, Any]:
     return json.loads(result.stdout)
 
 
-def bench_stack(config: str, env_file: Path, extra_files: Sequence[str] = ()) -> stack.BenchStack:
+def new_bench_stack(config: str, env_file: Path, extra_files: Sequence[str] = ()) -> bench_stack.BenchStack:
     """The benchmark's own stack object: its command line and environment (only `config` is run)."""
-    environment = stack.compose_environment(
+    environment = compose.environment(
         {key: os.environ[key] for key in ("PATH", "HOME") if key in os.environ},
-        stack.assignments(env_file.read_text()),
+        envfile.read(env_file),
         {},
     )
-    return stack.BenchStack(
-        config=config,
-        env_file=env_file,
-        environment=environment,
-        log=lambda _: None,
-        extra_files=tuple(extra_files),
-    )
+    return bench_stack.BenchStack.of(config, env_file, environment, lambda _: None, extra_files)
 
 
 @pytest.fixture(scope="module")
@@ -1184,7 +1177,7 @@ def resolved(bench_env_file: Path) -> dict[str, dict[str, Any]]:
     found = {}
     for config in configs.NAMES:
         for extra in ((), (configs.OVERLOAD,)):
-            command = bench_stack(config, bench_env_file, extra)
+            command = new_bench_stack(config, bench_env_file, extra)
             name = config + ("+overload" if extra else "")
             found[name] = json.loads(command.compose("--profile", "grafana", "config", "--format", "json"))
     found["base"] = resolve(["docker-compose.yml"], bench_env_file)
@@ -1200,16 +1193,16 @@ def test_a_compose_failure_is_a_clear_benchmark_error(bench_env_file: Path, tmp_
     lines = [
         line for line in bench_env_file.read_text().splitlines() if not line.startswith("REDIS_PASSWORD=")
     ]
-    broken = stack.write_env_file(tmp_path / "broken.env", "\n".join(lines) + "\nREDIS_PASSWORD=\n")
-    with pytest.raises(BenchError, match=r"docker compose config failed \(exit \d+\):\n.*REDIS_PASSWORD"):
-        bench_stack("tuned", broken).compose("config")
+    broken = envfile.write_private(tmp_path / "broken.env", "\n".join(lines) + "\nREDIS_PASSWORD=\n")
+    with pytest.raises(StackError, match=r"docker compose config failed \(exit \d+\):\n.*REDIS_PASSWORD"):
+        new_bench_stack("tuned", broken).compose("config")
 
 
 def test_service_images_of_the_resolved_file(resolved: dict[str, dict[str, Any]]) -> None:
-    images = {i.service: i for i in stack.service_images(resolved["official"])}
-    assert images["airflow-worker"].built
-    assert not images["postgres"].built
-    assert images["airflow-worker"].image == images["airflow-scheduler"].image
+    by_service = {i.service: i for i in images.service_images(resolved["official"])}
+    assert by_service["airflow-worker"].built
+    assert not by_service["postgres"].built
+    assert by_service["airflow-worker"].image == by_service["airflow-scheduler"].image
 
 
 @pytest.mark.parametrize("override", [p.name for p in OVERRIDE_FILES])
@@ -1622,7 +1615,7 @@ def session_record(
         config=config,
         repetition=repetition,
         spec=spec,
-        compose_files=stack.compose_files(config),
+        compose_files=bench_stack.compose_files(config),
         with_grafana=True,
         started_at="2026-01-01T00:00:00+00:00",
         ceilings=limits.ceilings(config, [1, 2, 4]) + limits.ceilings(config, [1, 2, 4], 3),

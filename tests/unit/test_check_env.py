@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from scripts.check_env import KINDS, problems, read_env
+from scripts.check_env import KINDS, problems
+from stackkit.envfile import parse
 from tests.unit.compose import REPO
 
 SCRIPT = REPO / "scripts" / "check_env.py"
@@ -77,7 +78,7 @@ def test_well_formed_values_pass(key: str, value: str) -> None:
 
 
 def test_unset_and_quoted_values_as_compose_reads_them() -> None:
-    values = read_env("# c\nBACKUP_RETENTION_DAYS=\nFLOWER_PORT='5555'\n  GRAFANA_PORT = \"3000\"\n")
+    values = parse("# c\nBACKUP_RETENTION_DAYS=\nFLOWER_PORT='5555'\n  GRAFANA_PORT = \"3000\"\n")
     assert values == {"BACKUP_RETENTION_DAYS": "", "FLOWER_PORT": "5555", "GRAFANA_PORT": "3000"}
     assert problems(values) == []
 

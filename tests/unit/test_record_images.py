@@ -5,12 +5,12 @@ from __future__ import annotations
 
 from scripts.record_images import (
     OFFLINE_IMAGES,
-    assignments,
     offline_prefix,
     set_values,
     unset_offline,
     without_profile,
 )
+from stackkit.envfile import parse, read
 
 ENV = """# a comment
 POSTGRES_PASSWORD=secret
@@ -22,9 +22,9 @@ GRAFANA_IMAGE=mirror.example/grafana:13
 
 
 def test_offline_images_replace_their_commented_lines_and_the_rest_is_appended() -> None:
-    images = assignments(OFFLINE_IMAGES.read_text())
+    images = read(OFFLINE_IMAGES)
     text = set_values(ENV, images)
-    values = assignments(text)
+    values = parse(text)
     assert {key: values[key] for key in images} == images
     assert values["POSTGRES_PASSWORD"] == "secret"
     assert values["GRAFANA_IMAGE"] == "mirror.example/grafana:13"
@@ -34,16 +34,16 @@ def test_offline_images_replace_their_commented_lines_and_the_rest_is_appended()
 
 
 def test_online_comments_out_only_the_offline_kits_lines() -> None:
-    images = assignments(OFFLINE_IMAGES.read_text())
+    images = read(OFFLINE_IMAGES)
     text = unset_offline(set_values(ENV, images), offline_prefix(images))
-    values = assignments(text)
+    values = parse(text)
     assert not set(images) & set(values)
     assert values["GRAFANA_IMAGE"] == "mirror.example/grafana:13"
     assert "#POSTGRES_IMAGE=" in text.splitlines()
 
 
 def test_recording_twice_changes_nothing() -> None:
-    images = assignments(OFFLINE_IMAGES.read_text())
+    images = read(OFFLINE_IMAGES)
     once = set_values(ENV, images)
     assert set_values(once, images) == once
 

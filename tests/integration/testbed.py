@@ -1,0 +1,120 @@
+"""The integration tests' own stack: docker-compose.yml plus the tests' override, under its own
+project name and env file, with its own random secrets, host ports, DAG folder and backup folder, so
+it never touches a user's `.env`, the checkout's dags/ and backups/, or a stack started with
+`make up`. Everything that drives it comes from stackkit; this module holds what is the tests' own.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+from scripts.generate_env import render
+from stackkit import REPO, envfile, sql
+from stackkit.stack import Stack
+
+PROJECT = "airflow-stack-test"
+# The stack's own file, then the tests' override (short timeouts that tests wait out).
+COMPOSE_FILES = [REPO / "docker-compose.yml", REPO / "tests" / "integration" / "compose.test.yml"]
+TEST_PORTS = {"AIRFLOW_API_PORT": "18080", "FLOWER_PORT": "15555", "GRAFANA_PORT": "13000"}
+# The example DAGs' alerts go to the stack's local webhook receiver in the tests.
+RECEIVER_URL = "http://webhook-receiver:8080/alerts"
+
+
+def guest_dirs(root: Path) -> tuple[Path, Path]:
+    """A copy of the checkout's dags/ and an empty backup folder under ROOT, readable by the
+    containers' users (uid 50000 and 999), so the tests never write into the checkout."""
+    root.chmod(0o755)
+    dags = root / "dags"
+    shutil.copytree(REPO / "dags", dags, ignore=shutil.ignore_patterns("__pycache__"))
+    for path in [dags, *dags.rglob("*")]:
+        path.chmod(0o755 if path.is_dir() else 0o644)
+    backups = root / "backups"
+    backups.mkdir(mode=0o700)
+    return dags, backups
+
+
+def write_env_file(path: Path, with_grafana: bool, dags_dir: Path, backup_dir: Path) -> Path:
+    """The test stack's own env file (mode 600): .env.example with fresh secrets, its own ports,
+    project name, DAG folder and backup folder, alerts to the local receiver."""
+    values = {
+        **TEST_PORTS,
+        "COMPOSE_PROFILES": "grafana" if with_grafana else "",
+        "COMPOSE_PROJECT_NAME": PROJECT,
+        "ALERT_WEBHOOK_URL": RECEIVER_URL,
+        "DAGS_DIR": str(dags_dir),
+        "BACKUP_DIR": str(backup_dir),
+    }
+    return envfile.write_private(
+        path, envfile.with_values(render((REPO / ".env.example").read_text()), values)
+    )
+
+
+@dataclass
+class IntegrationStack(Stack):
+    """The session's stack: built and started once, torn down with its volumes at the end."""
+
+    grafana_image: str = ""
+    with_grafana: bool = False
+
+    @classmethod
+    def of(cls, env_file: Path, grafana_image: str, with_grafana: bool) -> IntegrationStack:
+        return cls(PROJECT, COMPOSE_FILES, env_file, grafana_image=grafana_image, with_grafana=with_grafana)
+
+    @property
+    def dags_dir(self) -> Path:
+        """The test stack's DAG folder: a copy of the checkout's dags/, safe to write into."""
+        return Path(self.env["DAGS_DIR"])
+
+    @property
+    def backup_dir(self) -> Path:
+        return Path(self.env["BACKUP_DIR"])
+
+    # --- lifecycle -------------------------------------------------------------------------------
+    def start(self) -> None:
+        """Build and start everything, waiting until healthy; on failure print `ps` and the logs."""
+        try:
+            self.compose("up", "--build", "--wait", timeout=None)
+        except Exception:
+            print(self.compose("ps", "--all", check=False))
+            print(self.compose("logs", "--no-color", "--tail=60", check=False))
+            raise
+
+    def stop(self) -> None:
+        self.compose("down", "--volumes", timeout=None)
+
+    def scale_workers(self, count: int) -> None:
+        """Only the workers: a plain `up` would also start the exited airflow-init again (a migration
+        check, users, pools: about a minute of CPU) and wait on every other service."""
+        self.compose(
+            "up", "--detach", "--wait", "--no-recreate", "--no-deps",
+            "--scale", f"airflow-worker={count}", "airflow-worker",
+        )  # fmt: skip
+
+    # --- what the tests read ---------------------------------------------------------------------
+    def sql_demo(self, query: str) -> list[list[str]]:
+        """Run SQL in the example DAGs' demo database, as its owner."""
+        return self.sql(query, database="demo", role="demo")
+
+    def pgbouncer_show(self, what: str) -> list[dict[str, str]]:
+        out = self.exec(
+            "pgbouncer",
+            [
+                "psql", "--host=127.0.0.1", "--port=6432", "--username=airflow", "--dbname=pgbouncer",
+                "--no-psqlrc", "-A", "-F", "\t", "-c", f"SHOW {what}",
+            ],
+        )  # fmt: skip
+        lines = [line for line in out.splitlines() if line and not line.startswith("(")]
+        header = lines[0].split("\t")
+        return [dict(zip(header, line.split("\t"), strict=False)) for line in lines[1:]]
+
+    def received_alerts(self) -> list[dict]:
+        """What the local webhook receiver has been sent so far (it is not published on the host)."""
+        out = self.exec("webhook-receiver", ["curl", "--fail", "--silent", "http://127.0.0.1:8080/received"])
+        return json.loads(out)
+
+    def pool_slots(self, pool: str = "default_pool") -> int:
+        (row,) = self.sql(sql.bind("SELECT slots FROM slot_pool WHERE pool = {pool}", pool=pool))
+        return int(row[0])
