@@ -1,4 +1,9 @@
-"""`docker compose` command lines for one project, the environment they run in, and running them."""
+"""`docker compose` command lines for one project, the environment they run in, and running them.
+
+Not testcontainers' DockerCompose (which the tests used before): it runs compose in the caller's
+environment, where a variable of the user's shell (a password, a port, COMPOSE_PROJECT_NAME) would beat
+the test's env file and could point the tests at the user's own stack; `environment` below prevents that.
+"""
 
 from __future__ import annotations
 
