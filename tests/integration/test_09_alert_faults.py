@@ -83,10 +83,10 @@ def test_stopped_schedulers_and_a_broken_dag_file_alert_and_recover(stack: Integ
         "webhook-receiver", ["curl", "--fail", "--silent", "-X", "DELETE", "http://127.0.0.1:8080/received"]
     )
     broken = stack.dags_dir / "zz_broken_on_purpose_by_tests.py"
-    schedulers = stack.containers("airflow-scheduler")
-    assert len(schedulers) == 2
+    both = stack.containers("airflow-scheduler")
+    assert len(both) == 2
     broken.write_text("from airflow.sdk import dag\n\nthis is not python (\n")
-    for scheduler in schedulers:
+    for scheduler in both:
         scheduler.stop(timeout=30)
     try:
         wait_until(lambda: {HEARTBEAT, IMPORT_ERRORS} <= firing(stack), 600, "both alerts to fire")
@@ -100,7 +100,7 @@ def test_stopped_schedulers_and_a_broken_dag_file_alert_and_recover(stack: Integ
         )
     finally:
         broken.unlink(missing_ok=True)
-        for scheduler in schedulers:
+        for scheduler in both:
             scheduler.start()
     wait_until(lambda: not ({HEARTBEAT, IMPORT_ERRORS} & firing(stack)), 600, "both alerts to clear")
     wait_until(lambda: HEARTBEAT in delivered(stack, "resolved"), 300, "the heartbeat alert's resolution")
