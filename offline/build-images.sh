@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # offline/build-images.sh: builds the stand-ins for the stack's official images where no container
-# registry is reachable, every row of offline/kit.table: a Debian trixie base (debootstrap), postgres,
+# registry is reachable, every row of offline/kit.table: a Debian trixie base (debootstrap) and a busybox
+# base on it for the Go programs, postgres,
 # redis, pgbouncer and airflow from Debian packages and PyPI; statsd-exporter, prometheus, alertmanager,
 # the exporters and cadvisor from the Go module proxy (whose binaries for the unit tests it also links,
 # as offline/build-tools.sh does).
@@ -106,18 +107,18 @@ else
     "$base_tar" "$base_image" > /dev/null
   report debian built "$(since "$t0")" "$base_image"
 fi
-base_id=$(docker image inspect -f '{{.Id}}' "$base_image")
 
 # --- images built with docker build ---------------------------------------------------------------
-# build_image NAME REF CONTEXT_DIR BUILD_ARG...: the hash covers the context (Dockerfile included),
-# the build args, the base image id and the name; extra-ca.pem is left out, as it changes nothing
-# in the result.
+# build_image NAME REF CONTEXT_DIR BUILD_ARG...: FROM the image named by $from (default: the Debian
+# base). The hash covers the context (Dockerfile included), the build args, the id of the image built
+# from and the name; extra-ca.pem is left out, as it changes nothing in the result.
 build_image() {
-  local name=$1 ref=$2 ctx=$3 t hash args=() arg
+  local name=$1 ref=$2 ctx=$3 t hash args=() arg from=${from:-$base_image} from_id
   shift 3
   t=$(now)
+  from_id=$(docker image inspect -f '{{.Id}}' "$from")
   hash=$( {
-    printf '%s\n' "$ref" "$base_id" "$@"
+    printf '%s\n' "$ref" "$from_id" "$@"
     tree_hash "$ctx"
   } | sha)
   if find_built "$ref" "$hash"; then
@@ -127,7 +128,7 @@ build_image() {
   for arg in "$@"; do args+=(--build-arg "$arg"); done
   if ! docker build --force-rm --label "$label_key=$hash" \
     --label "org.opencontainers.image.description=offline stand-in built by offline/build.sh" \
-    --build-arg "BASE_IMAGE=$base_image" "${args[@]}" -t "$ref" "$ctx" \
+    --build-arg "BASE_IMAGE=$from" "${args[@]}" -t "$ref" "$ctx" \
     > "$work_dir/logs/$name.log" 2>&1; then
     tail -n 40 "$work_dir/logs/$name.log" >&2
     if grep -q CERTIFICATE_VERIFY_FAILED "$work_dir/logs/$name.log"; then
@@ -188,6 +189,10 @@ build_airflow() { # image build_arg...
   fi
 }
 
+# The base of every Go stand-in: busybox (wget for health checks) and a CA bundle on the Debian base.
+busybox_image="${base_image%:*}-busybox:$suite"
+build_image debian-busybox "$busybox_image" "$(context base/busybox)"
+
 for image in "${kit_images[@]}"; do
   ref=${images[${kit_pin[$image]}]}
   case "${kit_source[$image]}" in
@@ -200,7 +205,7 @@ for image in "${kit_images[@]}"; do
     go*)
       wait_go_job "$image"
       link_host_tools "$image"
-      build_image "$image" "$ref" "$(context "$image" "${kit_out[$image]}"/*)" ;;
+      from=$busybox_image build_image "$image" "$ref" "$(context "$image" "${kit_out[$image]}"/*)" ;;
   esac
 done
 drop_go_caches
