@@ -97,7 +97,7 @@ test: $(VENV)/.installed tools build-inputs ## All tests: unit, then (only if th
 	@$(PYTEST) tests/integration
 
 SHELL_SCRIPTS := scripts/*.sh .ci/run .ci/install-docker offline/*.sh offline/debian-mirror \
-	offline/*/docker-entrypoint.sh offline/airflow/entrypoint offline/base/*
+	offline/*/docker-entrypoint.sh offline/airflow/entrypoint offline/base/customize-rootfs offline/base/install-packages
 
 lint: $(VENV)/.installed ## ruff (lint and format check) and shellcheck
 	@$(VENV)/bin/ruff check .
