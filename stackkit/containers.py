@@ -3,6 +3,7 @@ commands run in them."""
 
 from __future__ import annotations
 
+import socket
 import threading
 
 import docker
@@ -66,3 +67,24 @@ def exec_by_id(
     exit_code = api.exec_inspect(exec_id).get("ExitCode")
     out, err = ((data or b"").decode(errors="replace") for data in (stdout, stderr))
     return (-1 if exit_code is None else int(exit_code)), out, err
+
+
+# (container id, address) -> whether the host reached it: asked once per container.
+_reachable: dict[tuple[str, str], bool] = {}
+
+
+def host_reachable_address(container: Container, port: int) -> str | None:
+    """The container's address on one of its networks that this host connects to on PORT, or None
+    (Docker Desktop's VM, for one, keeps container addresses off the host)."""
+    networks = container.attrs["NetworkSettings"]["Networks"] or {}
+    for address in sorted(n["IPAddress"] for n in networks.values() if n.get("IPAddress")):
+        key = (str(container.id), address)
+        if key not in _reachable:
+            try:
+                socket.create_connection((address, port), timeout=1).close()
+                _reachable[key] = True
+            except OSError:
+                _reachable[key] = False
+        if _reachable[key]:
+            return f"{address}:{port}"
+    return None

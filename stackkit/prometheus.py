@@ -1,4 +1,5 @@
-"""Prometheus' HTTP API, asked from inside its container (it is not published on the host)."""
+"""Prometheus' HTTP API. It is not published on the host: asked at the container's own address on its
+Compose network where the host reaches it (a Linux host does), else from inside the container."""
 
 from __future__ import annotations
 
@@ -9,18 +10,23 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-# Runs a command in the prometheus container and returns its output.
-Exec = Callable[[list[str]], str]
+PORT = 9090
+# GETs "/api/v1/...?query" from Prometheus and returns the body.
+Fetch = Callable[[str], str]
+
+
+def wget_command(path_and_query: str) -> list[str]:
+    """The same GET from inside the container, with the image's own wget."""
+    return ["wget", "-q", "-O", "-", f"http://127.0.0.1:{PORT}{path_and_query}"]
 
 
 @dataclass(frozen=True)
 class Prometheus:
-    exec: Exec
+    fetch: Fetch
 
     def get(self, path: str, **params: str) -> Any:
         """The `data` of a successful answer to GET PATH?PARAMS."""
-        url = f"http://127.0.0.1:9090{path}?" + urllib.parse.urlencode(params)
-        body = json.loads(self.exec(["wget", "-q", "-O", "-", url]))
+        body = json.loads(self.fetch(f"{path}?" + urllib.parse.urlencode(params)))
         assert body["status"] == "success", body
         return body["data"]
 

@@ -52,11 +52,11 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[IntegrationStack
     env_file = tmp_path_factory.mktemp("stack") / "test.env"
     # Outside pytest's own 0700 temporary tree: the containers' users must read the DAG copy.
     guest_root = Path(tempfile.mkdtemp(prefix="airflow-stack-test-"))
-    dags_dir, backup_dir = guest_dirs(guest_root)
-    write_env_file(env_file, with_grafana=True, dags_dir=dags_dir, backup_dir=backup_dir)
+    dirs = guest_dirs(guest_root)
+    write_env_file(env_file, with_grafana=True, dirs=dirs)
     image = grafana_image(env_file)
     with_grafana = image_present(image)
-    write_env_file(env_file, with_grafana=with_grafana, dags_dir=dags_dir, backup_dir=backup_dir)
+    write_env_file(env_file, with_grafana=with_grafana, dirs=dirs)
     running = IntegrationStack.of(env_file, grafana_image=image, with_grafana=with_grafana)
     running.stop()  # leftovers of an interrupted earlier run
     try:

@@ -11,6 +11,8 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
+import yaml
+
 from scripts.generate_env import render
 from stackkit import REPO, envfile, sql
 from stackkit.stack import Stack
@@ -21,31 +23,80 @@ COMPOSE_FILES = [REPO / "docker-compose.yml", REPO / "tests" / "integration" / "
 TEST_PORTS = {"AIRFLOW_API_PORT": "18080", "FLOWER_PORT": "15555", "GRAFANA_PORT": "13000"}
 # The example DAGs' alerts go to the stack's local webhook receiver in the tests.
 RECEIVER_URL = "http://webhook-receiver:8080/alerts"
+# The test stack's Prometheus scrapes and evaluates every 5 s (production: 15 s), and its Alertmanager
+# sends a group's first notification after 5 s and its updates (a resolution) after 10 s (production:
+# 10 s to 1 m, then 1 to 5 m): an alert fires and arrives in the `for:` of its rule plus seconds.
+# The rules and their `for:` are production's; tests/unit checks the production intervals.
+TEST_SCRAPE_INTERVAL = "5s"
+TEST_GROUP_WAIT, TEST_GROUP_INTERVAL = "5s", "10s"
 
 
-def guest_dirs(root: Path) -> tuple[Path, Path]:
-    """A copy of the checkout's dags/ and an empty backup folder under ROOT, readable by the
-    containers' users (uid 50000 and 999), so the tests never write into the checkout."""
+@dataclass(frozen=True)
+class GuestDirs:
+    """What the test stack mounts from the host instead of the checkout's own files."""
+
+    dags: Path
+    backups: Path
+    prometheus: Path
+    alertmanager_config: Path
+
+
+def guest_dirs(root: Path) -> GuestDirs:
+    """Under ROOT, readable by the containers' users (uid 50000, 999 and 65534): a copy of the
+    checkout's dags/, an empty backup folder, and copies of the Prometheus and Alertmanager
+    configuration with the test intervals, so the tests never write into the checkout."""
     root.chmod(0o755)
-    dags = root / "dags"
-    shutil.copytree(REPO / "dags", dags, ignore=shutil.ignore_patterns("__pycache__"))
-    for path in [dags, *dags.rglob("*")]:
-        path.chmod(0o755 if path.is_dir() else 0o644)
-    backups = root / "backups"
-    backups.mkdir(mode=0o700)
-    return dags, backups
+    dirs = GuestDirs(
+        root / "dags", root / "backups", root / "prometheus", root / "alertmanager" / "alertmanager.yml"
+    )
+    shutil.copytree(REPO / "dags", dirs.dags, ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copytree(REPO / "prometheus", dirs.prometheus, ignore=shutil.ignore_patterns("tests"))
+    prometheus_config = dirs.prometheus / "prometheus.yml"
+    prometheus_config.write_text(
+        yaml.safe_dump(with_test_intervals(yaml.safe_load(prometheus_config.read_text())))
+    )
+    dirs.alertmanager_config.parent.mkdir()
+    alertmanager = yaml.safe_load((REPO / "alertmanager" / "alertmanager.yml").read_text())
+    dirs.alertmanager_config.write_text(yaml.safe_dump(with_test_grouping(alertmanager)))
+    for tree in (dirs.dags, dirs.prometheus, dirs.alertmanager_config.parent):
+        for path in [tree, *tree.rglob("*")]:
+            path.chmod(0o755 if path.is_dir() else 0o644)
+    dirs.backups.mkdir(mode=0o700)
+    return dirs
 
 
-def write_env_file(path: Path, with_grafana: bool, dags_dir: Path, backup_dir: Path) -> Path:
+def with_test_intervals(prometheus: dict) -> dict:
+    prometheus["global"].update(
+        scrape_interval=TEST_SCRAPE_INTERVAL, evaluation_interval=TEST_SCRAPE_INTERVAL
+    )
+    return prometheus
+
+
+def with_test_grouping(alertmanager: dict) -> dict:
+    """Every route that sets its grouping times, the root one included, gets the test's."""
+    routes = [alertmanager["route"]]
+    while routes:
+        route = routes.pop()
+        for key, value in (("group_wait", TEST_GROUP_WAIT), ("group_interval", TEST_GROUP_INTERVAL)):
+            if key in route:
+                route[key] = value
+        routes += route.get("routes", [])
+    return alertmanager
+
+
+def write_env_file(path: Path, with_grafana: bool, dirs: GuestDirs) -> Path:
     """The test stack's own env file (mode 600): .env.example with fresh secrets, its own ports,
-    project name, DAG folder and backup folder, alerts to the local receiver."""
+    project name, DAG folder, backup folder and monitoring configuration, alerts to the local receiver."""
     values = {
         **TEST_PORTS,
         "COMPOSE_PROFILES": "grafana" if with_grafana else "",
         "COMPOSE_PROJECT_NAME": PROJECT,
         "ALERT_WEBHOOK_URL": RECEIVER_URL,
-        "DAGS_DIR": str(dags_dir),
-        "BACKUP_DIR": str(backup_dir),
+        "DAGS_DIR": str(dirs.dags),
+        "BACKUP_DIR": str(dirs.backups),
+        # Read by tests/integration/compose.test.yml only.
+        "TEST_PROMETHEUS_DIR": str(dirs.prometheus),
+        "TEST_ALERTMANAGER_CONFIG": str(dirs.alertmanager_config),
     }
     return envfile.write_private(
         path, envfile.with_values(render((REPO / ".env.example").read_text()), values)

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from stackkit import REPO, compose, envfile, sql
-from stackkit.prometheus import Prometheus
+from stackkit.prometheus import Prometheus, wget_command
 from stackkit.stack import Stack
 
 
@@ -60,17 +60,18 @@ def test_compose_environment_leaves_out_compose_variables_and_what_the_env_file_
     assert found == {"PATH": "/bin", "REDIS_IMAGE": "mine", "PG_IMAGE": "kit"}
 
 
-def test_prometheus_answers_are_unwrapped_and_asked_inside_the_container() -> None:
-    asked: list[list[str]] = []
+def test_prometheus_answers_are_unwrapped_and_the_query_is_encoded() -> None:
+    asked: list[str] = []
 
-    def exec_in_prometheus(command: list[str]) -> str:
-        asked.append(command)
+    def fetch(path_and_query: str) -> str:
+        asked.append(path_and_query)
         return '{"status": "success", "data": {"resultType": "vector", "result": [{"value": [1, "2"]}]}}'
 
-    assert Prometheus(exec_in_prometheus).query('up{job="x"}') == [{"value": [1, "2"]}]
-    assert asked == [
-        ["wget", "-q", "-O", "-", "http://127.0.0.1:9090/api/v1/query?query=up%7Bjob%3D%22x%22%7D"]
-    ]
+    assert Prometheus(fetch).query('up{job="x"}') == [{"value": [1, "2"]}]
+    assert asked == ["/api/v1/query?query=up%7Bjob%3D%22x%22%7D"]
+    assert wget_command(asked[0]) == [
+        "wget", "-q", "-O", "-", "http://127.0.0.1:9090/api/v1/query?query=up%7Bjob%3D%22x%22%7D"
+    ]  # fmt: skip
 
 
 def test_a_stack_reads_its_env_file_and_names_its_urls(tmp_path: Path) -> None:
