@@ -74,13 +74,13 @@ def test_scaling_down_mid_run_returns_capacity_and_fails_nothing(
 def test_tasks_beyond_one_workers_slots_wait_in_the_scheduler_not_the_broker(
     stack: IntegrationStack, api: AirflowApi
 ) -> None:
-    """24 tasks of 40 s on one worker's 16 slots: at no moment are more than 16 of them queued or
+    """24 tasks of 20 s on one worker's 16 slots: at no moment are more than 16 of them queued or
     running, so the 8 that do not fit wait in the scheduler (state scheduled), never in Redis where
     they could age past task_queued_timeout; all succeed on their first try, none re-queued as stuck.
     Without the capacity service (default_pool 128) all 24 would be queued at once."""
     assert len(stack.containers("airflow-worker")) == 1
     wait_until(lambda: stack.pool_slots() == SLOTS, CONFIRM + 30, "default_pool at 16")
-    workload = Workload.start(stack, api, count=SLOTS + 8, sleep_seconds=40)
+    workload = Workload.start(stack, api, count=SLOTS + 8, sleep_seconds=20)
     in_flight, deadline = 0, time.monotonic() + 600
     while workload.run_state() not in ("success", "failed"):
         assert time.monotonic() < deadline, f"the run did not end in 600 s: {workload.states()}"

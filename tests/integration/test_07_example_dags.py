@@ -250,10 +250,9 @@ def test_deferrable_sensor_frees_its_slot_and_resumes_on_a_row(
     stack: IntegrationStack, api: AirflowApi
 ) -> None:
     dag_id = "example_deferrable_sensor"
-    # With no row coming, the sensor times out and the run fails.
+    # With no row coming, this run's sensor times out and the run fails; it waits beside the other run
+    # (its 15 s run out long before the row below is written).
     timed_out = api.trigger(dag_id, {"timeout_seconds": 15})
-    assert api.wait_for_run(dag_id, timed_out, timeout=300) == "failed"
-
     run_id = api.trigger(dag_id, {})
     deadline = time.monotonic() + 300
     while (sensor := api.task_instance(dag_id, run_id, "wait_for_signal")).state is None or (
@@ -286,6 +285,7 @@ def test_deferrable_sensor_frees_its_slot_and_resumes_on_a_row(
         assert time.monotonic() < released_by, "the deferred sensor still occupies a worker slot after 30 s"
         time.sleep(2)
     assert api.task_instance(dag_id, run_id, "wait_for_signal").state.value == "deferred"
+    assert api.wait_for_run(dag_id, timed_out, timeout=300) == "failed"
     stack.sql_demo("INSERT INTO demo.signals (name) VALUES ('go')")
     assert api.wait_for_run(dag_id, run_id, timeout=300) == "success"
     assert api.wait_for_run("smoke_mapped", control, timeout=300) == "success"
