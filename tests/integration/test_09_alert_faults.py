@@ -1,9 +1,9 @@
 """Faults become alerts, delivered, and clear again, in one sequence so the waits overlap: a broken file
 dropped into dags/ makes the import-error alert fire; one of the two schedulers stopped makes the
 degraded-HA alert fire (counted from the metadata database's job table by postgres-exporter) while the
-heartbeat alert stays silent; both stopped, the heartbeat alert fires instead of the degraded-HA one and
-Alertmanager delivers the critical ones to the local webhook receiver; after recovery every alert stops
-firing and the heartbeat alert's resolution is delivered too."""
+heartbeat alert stays silent; both stopped, the heartbeat alert fires instead of the degraded-HA one;
+Alertmanager delivers it and the import-error alert to the local webhook receiver; after recovery every
+alert stops firing and the heartbeat alert's resolution is delivered too."""
 
 from __future__ import annotations
 
@@ -53,7 +53,7 @@ def test_stopped_schedulers_and_a_broken_dag_file_alert_and_recover(stack: Integ
     and one scheduler stopped: 1 is alive, AirflowSchedulerHADegraded fires (for: 1m, after up to 30 s
     for the stopped one's heartbeat to age) and the import-error alert too, the all-down alert does not.
     The second one stopped: the heartbeat alert fires and the degraded-HA one stops (none left is the
-    heartbeat alert's case), and Alertmanager delivers both critical ones. Both started and the file
+    heartbeat alert's case), and Alertmanager delivers both firing ones. Both started and the file
     removed: every alert clears and the heartbeat alert's resolution is delivered."""
     stack.exec(
         "webhook-receiver", ["curl", "--fail", "--silent", "-X", "DELETE", "http://127.0.0.1:8080/received"]
