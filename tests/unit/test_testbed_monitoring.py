@@ -1,19 +1,24 @@
 """The integration tests' copies of the monitoring configuration: the same rules and routes as
-production, with only the scrape, evaluation and grouping intervals shortened; and production keeps
-its own intervals (the copies are written outside the checkout)."""
+production, with only the scrape, evaluation and grouping intervals shortened and the `for:` and range
+windows of the alerts test_09 drives into firing divided by FAST_ALERT_SCALE; production keeps its own
+(the copies are written outside the checkout)."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import yaml
 
 from tests.integration.testbed import (
+    FAST_ALERT_SCALE,
+    FAST_ALERTS,
     TEST_GROUP_INTERVAL,
     TEST_GROUP_WAIT,
     TEST_SCRAPE_INTERVAL,
     GuestDirs,
     guest_dirs,
+    seconds,
 )
 from tests.unit.go_tools import run, tool
 
@@ -42,12 +47,40 @@ def test_the_prometheus_copy_changes_only_the_global_intervals(tmp_path: Path) -
     assert {key: value for key, value in copy.items() if key != "global"} == {
         key: value for key, value in production.items() if key != "global"
     }
+
+
+def alert_rules(rules_dir: Path) -> dict[str, dict]:
+    return {
+        rule.get("alert") or rule["record"]: rule
+        for path in rules_dir.glob("*.yml")
+        for group in yaml.safe_load(path.read_text())["groups"]
+        for rule in group["rules"]
+    }
+
+
+def test_the_rule_copies_shorten_only_the_fast_alerts_windows(tmp_path: Path) -> None:
+    dirs = copies(tmp_path)
     rules = sorted(path.name for path in (REPO / "prometheus" / "rules").glob("*.yml"))
     assert sorted(path.name for path in (dirs.prometheus / "rules").glob("*.yml")) == rules
     for name in rules:
-        assert (dirs.prometheus / "rules" / name).read_bytes() == (
-            REPO / "prometheus" / "rules" / name
-        ).read_bytes()
+        result = run(tool("promtool"), "check", "rules", str(dirs.prometheus / "rules" / name))
+        assert result.returncode == 0, result.stdout + result.stderr
+    production, copy = alert_rules(REPO / "prometheus" / "rules"), alert_rules(dirs.prometheus / "rules")
+    assert production.keys() >= FAST_ALERTS, "a fast alert was renamed: test_09 would wait out production's"
+    assert {n: r for n, r in copy.items() if n not in FAST_ALERTS} == {
+        n: r for n, r in production.items() if n not in FAST_ALERTS
+    }
+    for name in FAST_ALERTS:
+        ours, theirs = copy[name], production[name]
+        assert {k: v for k, v in ours.items() if k not in ("for", "expr")} == {
+            k: v for k, v in theirs.items() if k not in ("for", "expr")
+        }
+        assert seconds(ours["for"]) * FAST_ALERT_SCALE == seconds(theirs["for"])
+        assert ours["expr"] != theirs["expr"] or "[" not in theirs["expr"]
+        windows = re.findall(r"\[(\w+)\]", theirs["expr"])
+        assert re.findall(r"\[(\w+)\]", ours["expr"]) == [
+            f"{seconds(w) / FAST_ALERT_SCALE:g}s" for w in windows
+        ]
 
 
 def test_the_alertmanager_copy_loads_and_shortens_every_routes_grouping(tmp_path: Path) -> None:
