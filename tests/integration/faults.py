@@ -9,6 +9,8 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from docker.models.containers import Container
+
 from stackkit.airflow_api import AirflowApi
 from stackkit.sql import bind
 from tests.integration.testbed import IntegrationStack
@@ -24,6 +26,15 @@ STUCK_IN_QUEUED = "stuck in queued reschedule"
 WORKER_PROBE = ["python", "/opt/airflow/scripts/worker_health.py", "--state-file", "/tmp/manual-probe.json"]
 
 
+def hostname(container: Container) -> str:
+    return container.attrs["Config"]["Hostname"]
+
+
+def on(container: Container, rows_hostname: str) -> bool:
+    """Airflow records getfqdn(); the container's hostname is its first label."""
+    return rows_hostname.split(".")[0] == hostname(container)
+
+
 def wait_until(
     condition: Callable[[], object],
     timeout: float,
@@ -33,7 +44,8 @@ def wait_until(
 ) -> object:
     """Poll until `condition()` is truthy; errors while a part restarts count as "not yet".
     On a timeout, `explain()` adds what the stack looked like then."""
-    deadline = time.monotonic() + timeout
+    started = time.monotonic()
+    deadline = started + timeout
     last_error: Exception | None = None
     while time.monotonic() < deadline:
         try:
@@ -41,6 +53,7 @@ def wait_until(
         except Exception as error:  # a restarting service answers with any error
             last_error, value = error, None
         if value:
+            print(f"waited {time.monotonic() - started:5.1f} s for {what}")  # shown with -s or on failure
             return value
         time.sleep(every)
     seen = f"; seen: {explain()}" if explain else ""

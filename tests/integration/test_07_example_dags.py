@@ -139,13 +139,25 @@ def ti_key(ti) -> str:
     return ti.task_id if ti.map_index < 0 else f"{ti.task_id}[{ti.map_index}]"
 
 
+# Runs the tests below read after the fact, triggered with the cases: run id -> (DAG, conf).
+BACKOFF_RUN = (
+    "example_retries_and_failures",
+    {"fail_attempts": 3, "timeout_on_purpose": False, "fail_on_purpose": False},
+)
+POOL_RUN = ("example_pool_limited", {"count": 6, "sleep_seconds": 5})
+FIRST_LOAD = ("example_incremental_load", {"load_date": "2026-01-15"})
+AFTER_THE_FACT = {"backoff": BACKOFF_RUN, "pool": POOL_RUN, "first_load": FIRST_LOAD}
+
+
 @pytest.fixture(scope="module")
 def triggered(stack: IntegrationStack, api: AirflowApi) -> dict[str, str]:
-    """Every case triggered at once (they overlap on the workers as real workloads do)."""
+    """Every case, and the runs the tests below judge from their task instances' recorded times,
+    triggered at once: they overlap on the workers as real workloads do, and their waits overlap."""
     stack.exec(
         "webhook-receiver", ["curl", "--fail", "--silent", "-X", "DELETE", "http://127.0.0.1:8080/received"]
     )
-    return {name: api.trigger(case.dag_id, case.conf) for name, case in CASES.items()}
+    runs = {name: (case.dag_id, case.conf) for name, case in CASES.items()} | AFTER_THE_FACT
+    return {name: api.trigger(dag_id, conf) for name, (dag_id, conf) in runs.items()}
 
 
 def test_example_dags_are_listed_without_import_errors(api: AirflowApi) -> None:
@@ -174,16 +186,14 @@ def test_example_run_ends_as_designed(name: str, triggered: dict[str, str], api:
 RETRY_DELAY_SECONDS, BACKOFF, MAX_RETRY_DELAY_SECONDS = 2.0, 2.0, 8.0
 
 
-def test_retry_delays_grow_with_exponential_backoff(api: AirflowApi) -> None:
+def test_retry_delays_grow_with_exponential_backoff(triggered: dict[str, str], api: AirflowApi) -> None:
     """Three failing tries, so three waits. Airflow waits at least retry_delay x backoff^(try-1) after
     a failed try (at most twice that, less 1 s), capped at max_retry_delay: at least 2, 4 and 8 s. Each
     wait is measured from the try's end to the moment the scheduler let the next try go (its
     scheduled_when): start_date would add the Celery hand-over and task start-up. The floors are hard:
     scheduling only adds delay. Without backoff every wait would be 2 s plus the scheduler's loop
     latency, so the last one fails its 8 s floor unless the scheduler lagged 6 s."""
-    dag_id = "example_retries_and_failures"
-    conf = {"fail_attempts": 3, "timeout_on_purpose": False, "fail_on_purpose": False}
-    run_id = api.trigger(dag_id, conf)
+    dag_id, run_id = BACKOFF_RUN[0], triggered["backoff"]
     assert api.wait_for_run(dag_id, run_id, timeout=600) == "success"
     tries = sorted(
         api.tis.get_task_instance_tries(dag_id, run_id, "flaky_then_succeeds").task_instances,
@@ -231,18 +241,13 @@ def test_failure_and_retry_alerts_reach_the_local_receiver(
     assert sorted(e["try_number"] for e in retried)[:2] == [1, 2]
 
 
-def test_pool_never_runs_more_than_its_two_slots(stack: IntegrationStack, api: AirflowApi) -> None:
-    run_id = api.trigger("example_pool_limited", {"count": 6, "sleep_seconds": 5})
-    peak = 0
-    deadline = time.monotonic() + 600
-    while api.run_state("example_pool_limited", run_id) not in ("success", "failed"):
-        (row,) = stack.sql(
-            "SELECT count(*) FROM task_instance WHERE pool = 'example_two_slots' AND state = 'running'"
-        )
-        peak = max(peak, int(row[0]))
-        assert time.monotonic() < deadline, "the pool run did not finish"
-        time.sleep(0.5)
-    assert api.run_state("example_pool_limited", run_id) == "success"
+def test_pool_never_runs_more_than_its_two_slots(triggered: dict[str, str], api: AirflowApi) -> None:
+    """6 tasks of 5 s in the 2-slot pool, judged from their recorded start and end times."""
+    dag_id, run_id = POOL_RUN[0], triggered["pool"]
+    assert api.wait_for_run(dag_id, run_id, timeout=600) == "success"
+    pooled = [ti for ti in api.task_instances(dag_id, run_id) if ti.pool == "example_two_slots"]
+    assert len(pooled) == POOL_RUN[1]["count"], f"{len(pooled)} task instances in example_two_slots"
+    peak = peak_overlap([(ti.start_date.timestamp(), ti.end_date.timestamp()) for ti in pooled])
     assert 1 <= peak <= 2, f"{peak} tasks ran at once in a 2-slot pool"
 
 
@@ -291,13 +296,14 @@ def test_deferrable_sensor_frees_its_slot_and_resumes_on_a_row(
     assert api.wait_for_run("smoke_mapped", control, timeout=300) == "success"
 
 
-def test_incremental_load_is_idempotent(stack: IntegrationStack, api: AirflowApi) -> None:
-    dag_id, conf = "example_incremental_load", {"load_date": "2026-01-15"}
+def test_incremental_load_is_idempotent(
+    triggered: dict[str, str], stack: IntegrationStack, api: AirflowApi
+) -> None:
+    (dag_id, conf), first = FIRST_LOAD, triggered["first_load"]
     query = (
         "SELECT order_id, customer, amount FROM demo.daily_sales "
-        "WHERE sale_date = '2026-01-15' ORDER BY order_id"
+        f"WHERE sale_date = '{conf['load_date']}' ORDER BY order_id"
     )
-    first = api.trigger(dag_id, conf)
     assert api.wait_for_run(dag_id, first, timeout=600) == "success"
     rows_after_first = stack.sql_demo(query)
     second = api.trigger(dag_id, conf)
