@@ -132,6 +132,10 @@ SQL
 }
 record
 
+# The shell is PID 1, which ignores a signal it has no handler for: without this trap every stop (down,
+# restart) would wait out its timeout and end in SIGKILL. A round in progress finishes first; the sleep
+# runs in the background so that `wait` returns at once on the signal.
+trap 'echo "db-backup: stopping"; exit 0' TERM INT
 while :; do
   if round; then
     rm -f /tmp/backup-failed
@@ -141,5 +145,6 @@ while :; do
     touch /tmp/backup-failed
     record last_failure_at
   fi
-  sleep "$interval"
+  sleep "$interval" &
+  wait "$!"
 done
