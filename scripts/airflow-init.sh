@@ -51,12 +51,15 @@ log "migrating the metadata database"
 airflow db migrate
 
 log "ensuring admin user '${AIRFLOW_ADMIN_USER}'"
-if airflow users list --output json | python -c 'import json, sys; sys.exit(0 if any(u["username"] == sys.argv[1] for u in json.load(sys.stdin)) else 1)' "${AIRFLOW_ADMIN_USER}"; then
-  # .env is the source of truth for the password: a changed AIRFLOW_ADMIN_PASSWORD takes effect.
+# `users create` leaves an existing user as it is and says so (Airflow's log lines share its standard
+# output, so `users list --output json` cannot be parsed); the password is then reset, because .env is
+# the source of truth for it: a changed AIRFLOW_ADMIN_PASSWORD takes effect at the next start.
+created=$(airflow users create --username "${AIRFLOW_ADMIN_USER}" --password="${AIRFLOW_ADMIN_PASSWORD}" \
+  --role Admin --firstname Airflow --lastname Admin --email "${AIRFLOW_ADMIN_USER}@localhost" 2>&1) \
+  || die "could not create the admin user '${AIRFLOW_ADMIN_USER}': ${created}"
+printf '%s\n' "$created"
+if grep -qF "${AIRFLOW_ADMIN_USER} already exists in the db" <<< "$created"; then
   airflow users reset-password --username "${AIRFLOW_ADMIN_USER}" --password="${AIRFLOW_ADMIN_PASSWORD}"
-else
-  airflow users create --username "${AIRFLOW_ADMIN_USER}" --password="${AIRFLOW_ADMIN_PASSWORD}" \
-    --role Admin --firstname Airflow --lastname Admin --email "${AIRFLOW_ADMIN_USER}@localhost"
 fi
 
 log "ensuring the demo database of the example DAGs"

@@ -1,19 +1,21 @@
 """Bad input gets a clear error and loses nothing: broken DAG files are reported through the API
 while a burst of 1000 task instances of another DAG completes on the default single worker; and
 airflow-init (which every Airflow service waits for) stops with a message naming the problem when a
-secret is malformed or the database password is wrong."""
+secret is malformed or the database password is wrong, and applies a changed admin password."""
 
 from __future__ import annotations
 
+import secrets
 import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import requests
 
 from stackkit import compose, envfile
-from stackkit.airflow_api import AirflowApi
+from stackkit.airflow_api import AirflowApi, access_token
 from tests.integration.faults import Workload, wait_until
 from tests.integration.testbed import IntegrationStack
 
@@ -106,3 +108,27 @@ def test_init_stops_with_a_message_naming_the_problem(
     assert result.returncode != 0
     assert message in result.stderr + result.stdout, result.stderr[-2000:]
     assert "Traceback" not in result.stderr, "the message should not be buried in a traceback"
+
+
+def test_a_changed_admin_password_in_env_takes_effect_at_the_next_init(
+    stack: IntegrationStack, tmp_path: Path
+) -> None:
+    """.env is the source of truth for the admin's password: airflow-init resets it on an existing
+    user. Put back afterwards by the same path."""
+    base, user, old = (
+        stack.url("AIRFLOW_API_PORT"),
+        stack.env["AIRFLOW_ADMIN_USER"],
+        stack.env["AIRFLOW_ADMIN_PASSWORD"],
+    )
+    new = secrets.token_urlsafe(24)
+    result = run_init(stack, tmp_path, AIRFLOW_ADMIN_PASSWORD=new)
+    try:
+        assert result.returncode == 0, result.stderr[-2000:]
+        assert "Traceback" not in result.stdout + result.stderr, (result.stdout + result.stderr)[-2000:]
+        assert access_token(base, user, new)
+        with pytest.raises(requests.HTTPError):
+            access_token(base, user, old)
+    finally:
+        restored = run_init(stack, tmp_path, AIRFLOW_ADMIN_PASSWORD=old)
+    assert restored.returncode == 0, restored.stderr[-2000:]
+    assert access_token(base, user, old)
