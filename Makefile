@@ -86,14 +86,14 @@ $(VENV)/.installed: requirements.lock requirements-test.txt
 # No bytecode written next to the checkout's DAG files by the tests that import them.
 PYTEST := PYTHONDONTWRITEBYTECODE=1 $(VENV)/bin/pytest
 
-test-unit: $(VENV)/.installed tools ## Unit tests: no running stack needed
-	@$(PYTEST) tests/unit
+test-unit: $(VENV)/.installed tools ## Unit tests: no running stack needed, on every core
+	@$(PYTEST) -n auto tests/unit
 
 test-integration: $(VENV)/.installed build-inputs ## Integration tests against a real stack (stackkit)
 	@$(PYTEST) tests/integration
 
 test: $(VENV)/.installed tools build-inputs ## All tests: unit, then (only if they pass) integration against a real stack
-	@$(PYTEST) tests/unit
+	@$(PYTEST) -n auto tests/unit
 	@$(PYTEST) tests/integration
 
 SHELL_SCRIPTS := scripts/*.sh .ci/run .ci/install-docker offline/*.sh offline/debian-mirror \
