@@ -23,6 +23,8 @@ TERMINAL = {"success", "failed"}
 STUCK_IN_QUEUED = "stuck in queued reschedule"
 # scripts/worker_health.py run by hand: "answers a ping AND consumes its queue". A state file of its own
 # leaves Docker's count of failed probes alone.
+# The Celery app the workers run, for `celery --app ... inspect/control`.
+CELERY_APP = "airflow.providers.celery.executors.celery_executor.app"
 WORKER_PROBE = ["python", "/opt/airflow/scripts/worker_health.py", "--state-file", "/tmp/manual-probe.json"]
 
 

@@ -19,7 +19,7 @@ import requests
 from stackkit import REPO
 from stackkit.airflow_api import AirflowApi
 from stackkit.sql import bind
-from tests.integration.faults import DAG, Workload, on, wait_until
+from tests.integration.faults import CELERY_APP, DAG, Workload, hostname, on, wait_until
 from tests.integration.testbed import IntegrationStack
 
 SLOTS = 16  # [celery] worker_concurrency, Celery's default, per worker
@@ -80,12 +80,12 @@ def scaled_run(stack: IntegrationStack, api: AirflowApi) -> Iterator[ScaledRun]:
 
 
 def worker_hostnames(stack: IntegrationStack) -> set[str]:
-    return {c.attrs["Config"]["Hostname"] for c in stack.containers("airflow-worker")}
+    return {hostname(c) for c in stack.containers("airflow-worker")}
 
 
 def test_three_workers_are_seen_by_flower(stack: IntegrationStack, scaled_run: ScaledRun) -> None:
     auth = (stack.env["FLOWER_USER"], stack.env["FLOWER_PASSWORD"])
-    hostnames = {f"celery@{hostname}" for hostname in worker_hostnames(stack)}
+    hostnames = {f"celery@{name}" for name in worker_hostnames(stack)}
     assert len(hostnames) == WORKERS
 
     def seen() -> set[str]:
@@ -96,10 +96,9 @@ def test_three_workers_are_seen_by_flower(stack: IntegrationStack, scaled_run: S
 
 
 def test_three_workers_answer_celery_ping(stack: IntegrationStack, scaled_run: ScaledRun) -> None:
-    app = "airflow.providers.celery.executors.celery_executor.app"
-    out = stack.exec("airflow-worker", ["celery", "--app", app, "inspect", "ping", "--timeout", "10"])
-    for hostname in worker_hostnames(stack):
-        assert f"celery@{hostname}: OK" in out, out
+    out = stack.exec("airflow-worker", ["celery", "--app", CELERY_APP, "inspect", "ping", "--timeout", "10"])
+    for name in worker_hostnames(stack):
+        assert f"celery@{name}: OK" in out, out
 
 
 def test_three_workers_run_48_tasks_at_once_with_no_config_change(
@@ -138,6 +137,13 @@ def test_scaling_down_mid_run_returns_capacity_and_fails_nothing(
     assert any(on(c, host) for c in removed for host in workload.work_ended_after(scaled_at)), (
         "no task of a removed worker was still running when it got SIGTERM: warm shutdown was not tested"
     )
+    left = stack.sql(
+        bind(
+            "SELECT count(*) FROM task_instance WHERE run_id = {run} AND state = 'queued'",
+            run=workload.run_id,
+        )
+    )
+    assert left == [["0"]]
 
 
 def test_tasks_spread_over_the_workers_and_their_logs_outlive_them(
@@ -156,13 +162,6 @@ def test_tasks_spread_over_the_workers_and_their_logs_outlive_them(
     for ti in on_removed:
         log = api.log(ti)
         assert f"item {ti.map_index} done on worker {ti.hostname}" in log, log[-500:]
-    left = stack.sql(
-        bind(
-            "SELECT count(*) FROM task_instance WHERE run_id = {run} AND state = 'queued'",
-            run=workload.run_id,
-        )
-    )
-    assert left == [["0"]]
 
 
 def test_tasks_beyond_one_workers_slots_wait_in_the_scheduler_not_the_broker(

@@ -15,11 +15,18 @@ import pytest
 
 from stackkit.airflow_api import AirflowApi
 from stackkit.containers import health
-from tests.integration.faults import WORKER_PROBE, Workload, hostname, on, wait_consuming, wait_until
+from tests.integration.faults import (
+    CELERY_APP,
+    WORKER_PROBE,
+    Workload,
+    hostname,
+    on,
+    wait_consuming,
+    wait_until,
+)
 from tests.integration.testbed import IntegrationStack
 
 HEALTH_STATE = "/tmp/airflow-worker-health.json"  # the health check's default --state-file
-CELERY_APP = "airflow.providers.celery.executors.celery_executor.app"
 
 
 def queue_length(stack: IntegrationStack) -> int:

@@ -16,6 +16,7 @@ import yaml
 
 from scripts.generate_env import render
 from stackkit import REPO, envfile, sql
+from stackkit.durations import DURATION, seconds
 from stackkit.stack import Stack
 
 PROJECT = "airflow-stack-test"
@@ -38,9 +39,7 @@ FAST_ALERTS = frozenset(
     {"AirflowSchedulerHeartbeatMissing", "AirflowSchedulerHADegraded", "AirflowDagImportErrors"}
 )
 FAST_ALERT_SCALE = 4
-DURATION_UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800, "y": 31536000}
-DURATION = re.compile(r"(?:\d+(?:ms|s|m|h|d|w|y))+")
-RANGE = re.compile(r"\[((?:\d+(?:ms|s|m|h|d|w|y))+)\]")
+RANGE = re.compile(rf"\[({DURATION.pattern})\]")
 
 
 @dataclass(frozen=True)
@@ -86,13 +85,6 @@ def with_test_intervals(prometheus: dict) -> dict:
         scrape_interval=TEST_SCRAPE_INTERVAL, evaluation_interval=TEST_SCRAPE_INTERVAL
     )
     return prometheus
-
-
-def seconds(duration: str) -> float:
-    """A Prometheus duration ("1m30s") in seconds."""
-    if not DURATION.fullmatch(duration):
-        raise ValueError(f"not a Prometheus duration: {duration!r}")
-    return sum(int(n) * DURATION_UNITS[unit] for n, unit in re.findall(r"(\d+)(ms|s|m|h|d|w|y)", duration))
 
 
 def scaled(duration: str) -> str:

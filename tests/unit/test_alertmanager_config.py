@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 import yaml
 
+from stackkit.durations import seconds
 from tests.unit.go_tools import run, tool
 
 REPO = Path(__file__).resolve().parents[2]
@@ -92,13 +93,8 @@ def test_routes_group_and_time_critical_faster(config: dict[str, Any]) -> None:
     assert set(route["group_by"]) >= {"alertname", "service"}
     by_severity = {r["matchers"][0]: r for r in route["routes"]}
     critical, warning = by_severity['severity="critical"'], by_severity['severity="warning"']
-    seconds = {"s": 1, "m": 60, "h": 3600}
-
-    def duration(text: str) -> int:
-        return int(text[:-1]) * seconds[text[-1]]
-
     for key in ("group_wait", "repeat_interval"):
-        assert duration(critical[key]) < duration(warning[key]), key
+        assert seconds(critical[key]) < seconds(warning[key]), key
 
 
 def test_inhibit_rules_name_existing_alerts_and_services(config: dict[str, Any]) -> None:

@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from stackkit.durations import seconds
 from tests.unit.go_tools import run, tool
 
 REPO = Path(__file__).resolve().parents[2]
@@ -52,12 +53,6 @@ FINE_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05]
 
 def mapping() -> dict:
     return yaml.safe_load(MAPPING.read_text())
-
-
-def seconds(duration: str) -> float:
-    """A Go duration of whole units (15m, 90s, 1h)."""
-    value, unit = re.fullmatch(r"(\d+)([smh])", duration).groups()
-    return int(value) * {"s": 1, "m": 60, "h": 3600}[unit]
 
 
 def test_only_gauges_expire_and_with_margin() -> None:

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import yaml
 
+from stackkit.durations import seconds
 from tests.integration.testbed import (
     FAST_ALERT_SCALE,
     FAST_ALERTS,
@@ -18,7 +19,6 @@ from tests.integration.testbed import (
     TEST_SCRAPE_INTERVAL,
     GuestDirs,
     guest_dirs,
-    seconds,
 )
 from tests.unit.go_tools import run, tool
 
