@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import requests
 
 from stackkit.containers import health
@@ -55,6 +56,33 @@ def test_two_schedulers_are_running_and_heartbeating(stack: IntegrationStack) ->
         "AND latest_heartbeat > now() - interval '60 seconds'"
     )
     assert hostnames <= {row[0] for row in rows}, f"live scheduler jobs: {rows}, containers: {hostnames}"
+
+
+@pytest.mark.parametrize(
+    ("service", "job_type", "threshold_variable"),
+    [
+        ("airflow-triggerer", "TriggererJob", "AIRFLOW__TRIGGERER__TRIGGERER_HEALTH_CHECK_THRESHOLD"),
+        ("airflow-dag-processor", "DagProcessorJob", "AIRFLOW__DAG_PROCESSOR__HEALTH_CHECK_THRESHOLD"),
+    ],
+)
+def test_the_job_health_probe_agrees_with_airflow_jobs_check(
+    stack: IntegrationStack, service: str, job_type: str, threshold_variable: str
+) -> None:
+    """scripts/job_health.py (the Docker health check) says what `airflow jobs check` says, alive
+    and not: with a zero threshold no heartbeat is young enough, and another job type has no row of
+    this host."""
+    container = stack.container(service)
+    other = next(other for other in ("TriggererJob", "DagProcessorJob") if other != job_type)
+    cases = [({}, job_type, 0), ({threshold_variable: "0"}, job_type, 1), ({}, other, 1)]
+    for environment, checked, expected in cases:
+        code, out = container.exec_run(
+            ["python", "/opt/airflow/scripts/job_health.py", checked], environment=environment
+        )
+        assert code == expected, f"probe {checked} {environment}: {out.decode()}"
+        if checked == job_type:  # the CLI costs ~2 s of CPU a call
+            cli = f'airflow jobs check --job-type {checked} --hostname "$HOSTNAME"'
+            cli_code, cli_out = container.exec_run(["sh", "-c", cli], environment=environment)
+            assert (cli_code == 0) == (code == 0), f"{cli} {environment}: {cli_out.decode()}"
 
 
 def test_airflow_reports_every_component_healthy(stack: IntegrationStack) -> None:
