@@ -53,19 +53,24 @@ class AirflowApi:
         self.tis = TaskInstanceApi(client)
         self.errors = ImportErrorApi(client)
 
+    def dag_listed(self, dag_id: str) -> bool:
+        """Has the dag-processor parsed the DAG (is it served by the API)?"""
+        try:
+            self.dags.get_dag(dag_id)
+            return True
+        except ApiException as error:
+            if error.status != 404:
+                raise StackError(f"GET dag {dag_id}: HTTP {error.status} {error.reason}") from error
+            return False
+
     def wait_for_dag(self, dag_id: str, timeout: float = 180, every: float = 3) -> float:
         """Wait until the dag-processor has parsed the DAG; the seconds it took."""
         started = time.monotonic()
-        while True:
-            try:
-                self.dags.get_dag(dag_id)
-                return time.monotonic() - started
-            except ApiException as error:
-                if error.status != 404:
-                    raise StackError(f"GET dag {dag_id}: HTTP {error.status} {error.reason}") from error
+        while not self.dag_listed(dag_id):
             if time.monotonic() - started > timeout:
                 raise StackError(f"DAG {dag_id} not parsed after {timeout:.0f} s (is its folder mounted?)")
             time.sleep(every)
+        return time.monotonic() - started
 
     def unpause(self, dag_id: str) -> None:
         self.dags.patch_dag(dag_id, DAGPatchBody(is_paused=False))

@@ -25,6 +25,7 @@ STUCK_IN_QUEUED = "stuck in queued reschedule"
 # leaves Docker's count of failed probes alone.
 # The Celery app the workers run, for `celery --app ... inspect/control`.
 CELERY_APP = "airflow.providers.celery.executors.celery_executor.app"
+SLOTS = 16  # [celery] worker_concurrency, Celery's default: one worker's task slots
 WORKER_PROBE = ["python", "/opt/airflow/scripts/worker_health.py", "--state-file", "/tmp/manual-probe.json"]
 
 
@@ -129,6 +130,18 @@ class Workload:
             )
         )
         return rows[0][0] if rows else ""
+
+    def in_flight(self) -> int:
+        """Its mapped tasks queued or running now: what holds a slot of default_pool."""
+        (row,) = self.stack.sql(
+            bind(
+                "SELECT count(*) FROM task_instance WHERE dag_id = {dag} AND run_id = {run} "
+                "AND task_id = 'work' AND state IN ('queued', 'running')",
+                dag=DAG,
+                run=self.run_id,
+            )
+        )
+        return int(row[0])
 
     def wait_finished(self, timeout: float) -> str:
         return wait_until(

@@ -3,8 +3,8 @@ default_pool to the summed slots of the live workers. 1 -> 3 workers: the three 
 `celery inspect ping`, a mapped run of sleeping tasks runs 48 at once spread over them, and Postgres
 server connections stay within PgBouncer's pool meanwhile; 3 -> 1 during that run brings capacity back
 to 16 with no task failed or left queued, and the logs of the tasks that ran on the removed workers stay
-readable; on one worker, tasks beyond its slots wait in the scheduler (pool full), never in the broker,
-so none is re-queued as stuck in queued. A killed worker's capacity: test_12."""
+readable. On one worker, tasks beyond its slots wait in the scheduler, never in the broker: the burst of
+test_14. A killed worker's capacity: test_12."""
 
 from __future__ import annotations
 
@@ -19,10 +19,9 @@ import requests
 from stackkit import REPO
 from stackkit.airflow_api import AirflowApi
 from stackkit.sql import bind
-from tests.integration.faults import CELERY_APP, DAG, Workload, hostname, on, wait_until
+from tests.integration.faults import CELERY_APP, DAG, SLOTS, Workload, hostname, on, wait_until
 from tests.integration.testbed import IntegrationStack
 
-SLOTS = 16  # [celery] worker_concurrency, Celery's default, per worker
 WORKERS = 3
 TASKS = 64  # more than 3 workers' 48 slots, so the scale-down happens with work still to start
 SLEEP = 30  # I/O-bound: each task only sleeps; long enough for all 48 to start before the first ends
@@ -162,31 +161,3 @@ def test_tasks_spread_over_the_workers_and_their_logs_outlive_them(
     for ti in on_removed:
         log = api.log(ti)
         assert f"item {ti.map_index} done on worker {ti.hostname}" in log, log[-500:]
-
-
-def test_tasks_beyond_one_workers_slots_wait_in_the_scheduler_not_the_broker(
-    stack: IntegrationStack, api: AirflowApi
-) -> None:
-    """24 tasks of 12 s on one worker's 16 slots: at no moment are more than 16 of them queued or
-    running, so the 8 that do not fit wait in the scheduler (state scheduled), never in Redis where
-    they could age past task_queued_timeout; all succeed on their first try, none re-queued as stuck.
-    Without the capacity service (default_pool 128) all 24 would be queued at once."""
-    assert len(stack.containers("airflow-worker")) == 1
-    wait_until(lambda: stack.pool_slots() == SLOTS, CONFIRM + 30, "default_pool at 16")
-    workload = Workload.start(stack, api, count=SLOTS + 8, sleep_seconds=12)
-    in_flight, deadline = 0, time.monotonic() + 600
-    while workload.run_state() not in ("success", "failed"):
-        assert time.monotonic() < deadline, f"the run did not end in 600 s: {workload.states()}"
-        (row,) = stack.sql(
-            bind(
-                "SELECT count(*) FROM task_instance WHERE task_id = 'work' "
-                "AND run_id = {run} AND state IN ('queued', 'running')",
-                run=workload.run_id,
-            )
-        )
-        in_flight = max(in_flight, int(row[0]))
-        time.sleep(2)
-    rows = workload.assert_nothing_lost(timeout=600)
-    assert {r.try_number for r in rows if r.task_id == "work"} == {1}
-    assert in_flight <= SLOTS, f"{in_flight} tasks queued or running at once on {SLOTS} slots"
-    assert in_flight >= SLOTS - 2, f"only {in_flight} in flight: the worker's slots were not filled"

@@ -147,6 +147,8 @@ BACKOFF_RUN = (
 POOL_RUN = ("example_pool_limited", {"count": 6, "sleep_seconds": 5})
 FIRST_LOAD = ("example_incremental_load", {"load_date": "2026-01-15"})
 AFTER_THE_FACT = {"backoff": BACKOFF_RUN, "pool": POOL_RUN, "first_load": FIRST_LOAD}
+# A deferred sensor leaves the Celery workers' active tasks within this many seconds.
+RELEASE_WITHIN = 30
 
 
 @pytest.fixture(scope="module")
@@ -266,9 +268,9 @@ def test_deferrable_sensor_frees_its_slot_and_resumes_on_a_row(
         assert time.monotonic() < deadline, f"the sensor never deferred: {sensor.state}"
         time.sleep(2)
     # The positive control: a task that runs on a worker all through the probe below (started after
-    # the sensor deferred, it sleeps longer than the probe's 30 s can take). The probe must see it, or
-    # not seeing the sensor would prove nothing.
-    control = api.trigger("smoke_mapped", {"count": 1, "sleep_seconds": 50})
+    # the sensor deferred, it sleeps longer than the probe's RELEASE_WITHIN can take). The probe must see
+    # it, or not seeing the sensor would prove nothing.
+    control = api.trigger("smoke_mapped", {"count": 1, "sleep_seconds": RELEASE_WITHIN + 5})
     deadline = time.monotonic() + 300
     while not [
         ti
@@ -281,13 +283,15 @@ def test_deferrable_sensor_frees_its_slot_and_resumes_on_a_row(
     control_task = celery_task_id(stack, "smoke_mapped", control, "work", map_index=0)
     # Deferred means no worker process holds it any more: once the task process has handed over to
     # the triggerer and exited, no Celery worker reports the task among its active ones.
-    released_by = time.monotonic() + 30
+    released_by = time.monotonic() + RELEASE_WITHIN
     while True:
         active = active_celery_tasks(stack)
         assert control_task in active, f"the probe misses the running control task {control_task}: {active}"
         if sensor_task not in active:
             break
-        assert time.monotonic() < released_by, "the deferred sensor still occupies a worker slot after 30 s"
+        assert time.monotonic() < released_by, (
+            f"the deferred sensor still occupies a worker slot after {RELEASE_WITHIN} s"
+        )
         time.sleep(2)
     assert api.task_instance(dag_id, run_id, "wait_for_signal").state.value == "deferred"
     assert api.wait_for_run(dag_id, timed_out, timeout=300) == "failed"

@@ -73,8 +73,9 @@ def test_a_killed_worker_s_tasks_run_again_and_the_run_succeeds(
 ) -> None:
     stack.scale_workers(2)
     wait_until(lambda: stack.pool_slots() == 32, 60, "default_pool to follow 2 workers")
-    # 20 s each: all 8 are running at once even if their starts spread over several seconds.
-    workload = Workload.start(stack, api, count=8, sleep_seconds=20)
+    # 12 s each: all 8 are running at once even if their starts spread over a few seconds (on 32 free
+    # slots they start within about 2 s).
+    workload = Workload.start(stack, api, count=8, sleep_seconds=12)
     # All started, so none is in transit: a message the killed worker had taken but not started would
     # wait in Redis' unacked set and be re-queued only by task_queued_timeout (5 min), not this path.
     running = workload.wait_running(at_least=8)

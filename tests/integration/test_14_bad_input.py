@@ -8,7 +8,7 @@ from __future__ import annotations
 import secrets
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -16,7 +16,7 @@ import requests
 
 from stackkit import compose, envfile
 from stackkit.airflow_api import AirflowApi, access_token
-from tests.integration.faults import Workload, wait_until
+from tests.integration.faults import SLOTS, TERMINAL, Workload, wait_until
 from tests.integration.testbed import IntegrationStack
 
 SYNTAX_ERROR = "from airflow.sdk import dag\n\nthis is not python (\n"
@@ -57,10 +57,24 @@ def test_broken_dag_files_are_reported_while_a_burst_of_1000_task_instances_comp
 ) -> None:
     """Two issue items in one run, since both mostly wait: the burst at the default worker count
     loses no task instance, and broken files (one parse slot held by the hanging one) do not
-    stop other DAGs."""
+    stop other DAGs. And the capacity pool's promise under a burst: at no sample are more than the
+    worker's 16 slots queued or running, so the rest waits in the scheduler (state scheduled), never in
+    Redis where it could age past task_queued_timeout; every task succeeds on its first try, none is
+    re-queued as stuck. Without the capacity service (default_pool 128) 128 would be queued at once."""
     assert len(stack.containers("airflow-worker")) == 1
+    wait_until(lambda: stack.pool_slots() == SLOTS, 60, "default_pool at one worker's 16 slots")
     started = time.monotonic()
     workload = Workload.start(stack, api, count=1000, sleep_seconds=0)
+    in_flight: list[int] = []
+
+    def sampled(condition: Callable[[], object]) -> Callable[[], object]:
+        """`condition`, and a sample of the tasks in flight at each poll."""
+
+        def poll() -> object:
+            in_flight.append(workload.in_flight())
+            return condition()
+
+        return poll
 
     def reported() -> dict[str, str]:
         errors = api.import_errors()
@@ -70,16 +84,23 @@ def test_broken_dag_files_are_reported_while_a_burst_of_1000_task_instances_comp
 
     # New files are listed within [dag_processor] refresh_interval; the hanging one is cut at
     # [core] dagbag_import_timeout (both shortened in tests/integration/compose.test.yml).
-    errors = wait_until(lambda: all((found := reported()).values()) and found, 300, "both import errors")
+    errors = wait_until(
+        sampled(lambda: all((found := reported()).values()) and found), 300, "both import errors"
+    )
     assert "SyntaxError" in errors["syntax"], errors["syntax"]
     assert "DagBag import timeout" in errors["hangs"], errors["hangs"]
     # The parser went on: a DAG file written after the broken ones is parsed and listed.
     (stack.dags_dir / f"{ADDED_DAG_ID}.py").write_text(ADDED)
-    api.wait_for_dag(ADDED_DAG_ID, timeout=300)
+    wait_until(sampled(lambda: api.dag_listed(ADDED_DAG_ID)), 300, f"{ADDED_DAG_ID} to be listed")
+    wait_until(sampled(lambda: workload.run_state() in TERMINAL), 1800, "the burst to finish", every=2)
 
-    workload.assert_nothing_lost(timeout=1800)
+    rows = workload.assert_nothing_lost(timeout=60)
     print(f"1000 mapped task instances on 1 worker: {time.monotonic() - started:.0f} s")
     assert not [e for e in api.import_errors() if "smoke_mapped" in e.split(":", 1)[0]]
+    assert {r.try_number for r in rows if r.task_id == "work"} == {1}, "a task failed or ran twice"
+    assert len(in_flight) >= 20, f"only {len(in_flight)} samples"
+    assert max(in_flight) <= SLOTS, f"{max(in_flight)} tasks queued or running at once on {SLOTS} slots"
+    assert max(in_flight) >= SLOTS - 2, f"at most {max(in_flight)} in flight: the slots were not filled"
 
 
 def run_init(stack: IntegrationStack, tmp_path: Path, **changes: str) -> subprocess.CompletedProcess[str]:

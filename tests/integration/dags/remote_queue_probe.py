@@ -1,4 +1,4 @@
-"""Test DAG of tests/integration/test_13_remote_worker.py, not an example: its tasks go to the Celery
+"""Test DAG of tests/integration/test_98_remote_worker.py, not an example: its tasks go to the Celery
 queue `remote`, which only that test's remote worker (docker-compose.worker.yml with WORKER_QUEUE=remote)
 consumes, so a successful run proves they ran there. The test copies this file into dags/ while it runs
 (a worker host runs the DAG files of its own checkout, the same ones).
