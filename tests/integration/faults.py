@@ -38,6 +38,28 @@ def on(container: Container, rows_hostname: str) -> bool:
     return rows_hostname.split(".")[0] == hostname(container)
 
 
+def celery_inspect(stack: IntegrationStack, command: str, *options: str) -> str:
+    """`celery inspect COMMAND` addressed to every worker container by name, run in one of them: it
+    returns as soon as each has answered (kombu stops at as many replies as destinations), not after
+    the whole --timeout, which is what it waits for a worker that does not answer."""
+    nodes = ",".join(f"celery@{hostname(c)}" for c in stack.containers("airflow-worker"))
+    return stack.exec(
+        "airflow-worker",
+        [
+            "celery",
+            "--app",
+            CELERY_APP,
+            "inspect",
+            command,
+            *options,
+            "--timeout",
+            "10",
+            "--destination",
+            nodes,
+        ],
+    )
+
+
 def wait_until(
     condition: Callable[[], object],
     timeout: float,

@@ -19,7 +19,7 @@ import requests
 from stackkit import REPO
 from stackkit.airflow_api import AirflowApi
 from stackkit.sql import bind
-from tests.integration.faults import CELERY_APP, DAG, SLOTS, Workload, hostname, on, wait_until
+from tests.integration.faults import DAG, SLOTS, Workload, celery_inspect, hostname, on, wait_until
 from tests.integration.testbed import IntegrationStack
 
 WORKERS = 3
@@ -95,7 +95,7 @@ def test_three_workers_are_seen_by_flower(stack: IntegrationStack, scaled_run: S
 
 
 def test_three_workers_answer_celery_ping(stack: IntegrationStack, scaled_run: ScaledRun) -> None:
-    out = stack.exec("airflow-worker", ["celery", "--app", CELERY_APP, "inspect", "ping", "--timeout", "10"])
+    out = celery_inspect(stack, "ping")
     for name in worker_hostnames(stack):
         assert f"celery@{name}: OK" in out, out
 

@@ -13,7 +13,7 @@ import pytest
 
 from stackkit.airflow_api import AirflowApi
 from stackkit.sql import bind
-from tests.integration.faults import CELERY_APP
+from tests.integration.faults import celery_inspect
 from tests.integration.testbed import IntegrationStack
 
 EXAMPLE_DAGS = [
@@ -98,9 +98,7 @@ def active_celery_tasks(stack: IntegrationStack) -> set[str]:
     """The Celery task ids every worker reports as executing (`celery inspect active`). Fails unless
     the reply is complete: parseable JSON with an answer from each worker container, so an empty,
     cut-off or partial reply can never read as "not running"."""
-    out = stack.exec(
-        "airflow-worker", ["celery", "--app", CELERY_APP, "inspect", "active", "--json", "--timeout", "10"]
-    )
+    out = celery_inspect(stack, "active", "--json")
     replies = None
     for line in out.splitlines():  # the JSON reply is one line; warnings may come around it
         if line.startswith("{"):
