@@ -74,7 +74,10 @@ def since_last_increase(counter: str, labels: str, lookback: str = "7d") -> str:
     A counter's sample timestamp is only the scrape time, so timestamp() of it says nothing. Instead,
     every 5 min, a series counts as having gone up if it changed in the last 6 min or did not exist
     5 min earlier (statsd_exporter creates it at its first event); the latest such step is the answer,
-    late by at most 5 min. Label sets with no increase within `lookback` are absent.
+    late by at most 5 min. The steps fall on whole multiples of 5 min, so a series whose first increase
+    came after the latest one has no step yet: for it, gone up now answers (0), not "none". Label sets
+    with no increase within `lookback` are absent.
     """
     went_up = f"(changes({counter}[6m]) > 0) or ({counter} unless {counter} offset 5m)"
-    return f"time() - {by(labels, f'max_over_time(timestamp({went_up})[{lookback}:5m])', 'max')}"
+    last_step = f"max_over_time(timestamp({went_up})[{lookback}:5m])"
+    return f"time() - {by(labels, f'{last_step} or timestamp({went_up})', 'max')}"

@@ -198,8 +198,10 @@ def test_every_expression_parses_in_promtool(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-def promtool_test(tmp_path: Path, series: dict[str, str], expr: str, expected: dict[str, float]) -> None:
-    """Evaluate `expr` at minute 120 over `series` (one sample per minute) and compare the result."""
+def promtool_test(
+    tmp_path: Path, series: dict[str, str], expr: str, expected: dict[str, float], at: str = "120m"
+) -> None:
+    """Evaluate `expr` at `at` (minute 120) over `series` (one sample per minute) and compare the result."""
     (tmp_path / "empty.yml").write_text("groups: []\n")
     test = {
         "rule_files": ["empty.yml"],
@@ -211,7 +213,7 @@ def promtool_test(tmp_path: Path, series: dict[str, str], expr: str, expected: d
                 "promql_expr_test": [
                     {
                         "expr": expr,
-                        "eval_time": "120m",
+                        "eval_time": at,
                         "exp_samples": [
                             {"labels": labels, "value": value} for labels, value in expected.items()
                         ],
@@ -253,6 +255,18 @@ def test_freshness_is_the_time_since_the_last_success(tmp_path: Path) -> None:
     since = substitute(table["targets"][0]["expr"], PARSE_ONLY)
     # steady: last success at minute 90, 30 min before; first_failure: never, shown as 7 days.
     promtool_test(tmp_path, SERIES, since, {'{dag_id="steady"}': 1800, '{dag_id="first_failure"}': 7 * 86400})
+
+
+def test_freshness_of_a_first_success_after_the_latest_5_min_step_is_not_none(tmp_path: Path) -> None:
+    """The panel's 5 min steps fall on whole multiples of 5 min: a DAG whose first success ever came at
+    minute 116, seen at minute 118, has no step since (115) that saw it. It is 0 s, not "7 d or more"."""
+    table = panel("airflow-overview", "Freshness · time since each DAG's last successful run")
+    since = substitute(table["targets"][0]["expr"], PARSE_ONLY)
+    series = {
+        'airflow_dagrun_duration_success_count{dag_id="new", run_type="manual"}': "_x116 1x10",
+        'airflow_ti_finish{dag_id="new", task_id="t", state="success"}': "_x116 1x10",
+    }
+    promtool_test(tmp_path, series, since, {'{dag_id="new"}': 0}, at="118m")
 
 
 def test_on_call_links_failing_dags_to_airflow_and_the_drilldown() -> None:
