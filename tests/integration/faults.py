@@ -21,11 +21,11 @@ TERMINAL = {"success", "failed"}
 # (airflow/jobs/scheduler_job_runner.py, TASK_STUCK_IN_QUEUED_RESCHEDULE_EVENT): the slow recovery path,
 # which keeps try_number as it is, so only this log row tells that a message was lost.
 STUCK_IN_QUEUED = "stuck in queued reschedule"
-# scripts/worker_health.py run by hand: "answers a ping AND consumes its queue". A state file of its own
-# leaves Docker's count of failed probes alone.
 # The Celery app the workers run, for `celery --app ... inspect/control`.
 CELERY_APP = "airflow.providers.celery.executors.celery_executor.app"
 SLOTS = 16  # [celery] worker_concurrency, Celery's default: one worker's task slots
+# scripts/worker_health.py run by hand: "answers a ping AND consumes its queue". A state file of its own
+# leaves Docker's count of failed probes alone.
 WORKER_PROBE = ["python", "/opt/airflow/scripts/worker_health.py", "--state-file", "/tmp/manual-probe.json"]
 
 
