@@ -1,5 +1,6 @@
 """The triggerer's and dag-processor's health check (scripts/job_health.py): where it reads Airflow's
-threshold and how it opens the database URL. Against the live job table: test_01."""
+threshold and how it opens the database URL. Against the installed Airflow's defaults:
+test_postgres_exporter_queries; against the live job table: test_01."""
 
 from __future__ import annotations
 
@@ -30,13 +31,6 @@ def test_the_file_wins_over_airflows_default(config_file: str) -> None:
 def test_airflows_default_when_neither_sets_it(config_file: str, tmp_path: Path) -> None:
     assert job_health.threshold("DagProcessorJob", {}, config_file) == job_health.AIRFLOW_DEFAULT_THRESHOLD
     assert job_health.threshold("TriggererJob", {}, str(tmp_path / "absent.cfg")) == 30
-
-
-def test_the_stacks_config_leaves_airflows_thresholds() -> None:
-    """config/airflow.cfg sets neither, so the probe and Airflow's UI health report use the same 30 s."""
-    config = str(Path(__file__).parents[2] / "config" / "airflow.cfg")
-    for job_type in job_health.THRESHOLDS:
-        assert job_health.threshold(job_type, {}, config) == 30
 
 
 def test_a_sqlalchemy_url_with_a_quoted_password_is_opened_as_psycopg2_expects(

@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 import yaml
 
+from scripts import job_health
 from scripts.generate_env import render
 from tests.unit.compose import REPO, resolved
 from tests.unit.test_prometheus_rules import POSTGRES_EXPORTER_QUERY_METRICS, TEST_GROUPS
@@ -28,10 +29,11 @@ LOOP = (REPO / "scripts" / "db-backup.sh").read_text()
 BACKUP = (REPO / "scripts" / "backup.sh").read_text()
 # Where Airflow 3.3.2 keeps each job type's name (the `job_type` class attribute of its runner) and the
 # option that sets its health-check threshold (airflow/jobs/job.py, health_check_threshold()).
+# The triggerer's and dag-processor's options are the ones their health check reads.
 JOB_TYPES: dict[str, tuple[str, tuple[str, str]]] = {
     "SchedulerJob": ("scheduler_job_runner.py", ("scheduler", "scheduler_health_check_threshold")),
-    "TriggererJob": ("triggerer_job_runner.py", ("triggerer", "triggerer_health_check_threshold")),
-    "DagProcessorJob": ("dag_processor_job_runner.py", ("dag_processor", "health_check_threshold")),
+    "TriggererJob": ("triggerer_job_runner.py", job_health.THRESHOLDS["TriggererJob"]),
+    "DagProcessorJob": ("dag_processor_job_runner.py", job_health.THRESHOLDS["DagProcessorJob"]),
 }
 USAGES = {"LABEL", "GAUGE", "COUNTER", "DISCARD", "HISTOGRAM", "MAPPEDMETRIC", "DURATION"}
 
@@ -124,6 +126,14 @@ def test_live_window_is_airflow_s_health_check_threshold(thresholds: dict[str, f
         f"the query counts heartbeats of the last {window} s, Airflow's thresholds are {thresholds}: "
         "one window for all three job types, change the query (and its comments) with airflow.cfg"
     )
+
+
+def test_the_job_health_probe_reads_the_stacks_thresholds(thresholds: dict[str, float]) -> None:
+    """scripts/job_health.py, which does not import Airflow, ends at the same threshold as Airflow:
+    config/airflow.cfg, else the installed Airflow's default."""
+    config = str(REPO / "config" / "airflow.cfg")
+    for job_type in job_health.THRESHOLDS:
+        assert job_health.threshold(job_type, {}, config) == thresholds[job_type], job_type
 
 
 def test_no_compose_file_overrides_a_health_check_threshold() -> None:
