@@ -51,16 +51,38 @@ log "migrating the metadata database"
 airflow db migrate
 
 log "ensuring admin user '${AIRFLOW_ADMIN_USER}'"
-# `users create` leaves an existing user as it is and says so (Airflow's log lines share its standard
-# output, so `users list --output json` cannot be parsed); the password is then reset, because .env is
-# the source of truth for it: a changed AIRFLOW_ADMIN_PASSWORD takes effect at the next start.
-created=$(airflow users create --username "${AIRFLOW_ADMIN_USER}" --password="${AIRFLOW_ADMIN_PASSWORD}" \
-  --role Admin --firstname Airflow --lastname Admin --email "${AIRFLOW_ADMIN_USER}@localhost" 2>&1) \
-  || die "could not create the admin user '${AIRFLOW_ADMIN_USER}': ${created}"
-printf '%s\n' "$created"
-if grep -qF "${AIRFLOW_ADMIN_USER} already exists in the db" <<< "$created"; then
-  airflow users reset-password --username "${AIRFLOW_ADMIN_USER}" --password="${AIRFLOW_ADMIN_PASSWORD}"
-fi
+# Each FAB CLI call costs ~5 s: read the user table first, so a re-run with the same password costs none.
+admin=$(python - <<'PY'
+import os
+
+import sqlalchemy
+from werkzeug.security import check_password_hash
+
+engine = sqlalchemy.create_engine(os.environ["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"])
+with engine.connect() as connection:
+    stored = connection.execute(
+        sqlalchemy.text("SELECT password FROM ab_user WHERE username = :name"),
+        {"name": os.environ["AIRFLOW_ADMIN_USER"]},
+    ).scalar()
+if stored is None:
+    print("absent")
+else:
+    print("unchanged" if check_password_hash(stored, os.environ["AIRFLOW_ADMIN_PASSWORD"]) else "changed")
+PY
+) || die "could not read the admin user '${AIRFLOW_ADMIN_USER}' from the metadata database"
+case "$admin" in
+  absent)
+    airflow users create --username "${AIRFLOW_ADMIN_USER}" --password="${AIRFLOW_ADMIN_PASSWORD}" \
+      --role Admin --firstname Airflow --lastname Admin --email "${AIRFLOW_ADMIN_USER}@localhost" \
+      || die "could not create the admin user '${AIRFLOW_ADMIN_USER}'"
+    ;;
+  changed)
+    log "AIRFLOW_ADMIN_PASSWORD changed in .env: resetting the password of '${AIRFLOW_ADMIN_USER}'"
+    airflow users reset-password --username "${AIRFLOW_ADMIN_USER}" --password="${AIRFLOW_ADMIN_PASSWORD}"
+    ;;
+  unchanged) log "admin user '${AIRFLOW_ADMIN_USER}' exists with the password of .env" ;;
+  *) die "unexpected answer about the admin user: ${admin}" ;;
+esac
 
 log "ensuring the demo database of the example DAGs"
 python /opt/airflow/scripts/create_demo_db.py
