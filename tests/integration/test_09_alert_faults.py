@@ -4,7 +4,7 @@ degraded-HA alert fire (counted from the metadata database's job table by postgr
 heartbeat alert stays silent; both stopped, the heartbeat alert fires instead of the degraded-HA one;
 Alertmanager delivers it and the import-error alert to the local webhook receiver; after recovery every
 alert stops firing and the heartbeat alert's resolution is delivered too. The test stack's copies of
-these three rules wait a quarter of production's `for:` and windows (tests/integration/testbed.py,
+these three rules wait a sixth of production's `for:` and windows (tests/integration/testbed.py,
 FAST_ALERTS); promtool's rule tests hold the production ones."""
 
 from __future__ import annotations

@@ -66,7 +66,8 @@ REPUBLISHED = ["redis", "pgbouncer", "airflow-apiserver"]
 ADDED = ["statsd-relay"]
 MAIN_FILES = COMPOSE_FILES
 PUBLISH_FILES = [*MAIN_FILES, REPO / "docker-compose.publish-for-workers.yml"]
-WORKER_FILES = [REPO / "docker-compose.worker.yml"]
+# The worker host's own file, then the tests' override (short health-check intervals).
+WORKER_FILES = [REPO / "docker-compose.worker.yml", Path(__file__).parent / "compose.worker.test.yml"]
 
 
 def compose(

@@ -28,8 +28,8 @@ RECEIVER_URL = "http://webhook-receiver:8080/alerts"
 # The test stack's Prometheus scrapes and evaluates every 5 s (production: 15 s), and its Alertmanager
 # sends a group's first notification after 5 s and its updates (a resolution) after 10 s (production:
 # 10 s to 1 m, then 1 to 5 m): an alert fires and arrives in the `for:` of its rule plus seconds.
-# The rules are production's, except that the alerts test_09 drives into firing wait a quarter of
-# their `for:` and their range windows (AirflowSchedulerHeartbeatMissing: rate over 30 s, 15 s). What
+# The rules are production's, except that the alerts test_09 drives into firing wait a sixth of
+# their `for:` and their range windows (AirflowSchedulerHeartbeatMissing: rate over 20 s, 10 s). What
 # the tests prove of them is the path: a real fault, the metric, the rule, Alertmanager, the receiver.
 # The production windows are proven by promtool's rule tests (tests/unit/test_prometheus_rules.py), and
 # tests/unit checks the production intervals.
@@ -38,7 +38,7 @@ TEST_GROUP_WAIT, TEST_GROUP_INTERVAL = "5s", "10s"
 FAST_ALERTS = frozenset(
     {"AirflowSchedulerHeartbeatMissing", "AirflowSchedulerHADegraded", "AirflowDagImportErrors"}
 )
-FAST_ALERT_SCALE = 4
+FAST_ALERT_SCALE = 6
 RANGE = re.compile(rf"\[({DURATION.pattern})\]")
 
 
