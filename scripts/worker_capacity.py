@@ -226,7 +226,9 @@ def main() -> int:
     parser.add_argument(
         "--confirm", type=float, default=30, help="seconds without an answer before a worker counts as gone"
     )
-    parser.add_argument("--reply-timeout", type=float, default=5, help="seconds to wait for workers' replies")
+    # A broadcast waits out its whole timeout (it cannot know how many workers will answer), twice a round.
+    # A worker answers within milliseconds, and one reply missed is forgiven for --confirm seconds.
+    parser.add_argument("--reply-timeout", type=float, default=2, help="seconds to wait for workers' replies")
     parser.add_argument("--metrics-port", type=int, default=9108)
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
