@@ -146,7 +146,7 @@ POOL_RUN = ("example_pool_limited", {"count": 6, "sleep_seconds": 5})
 FIRST_LOAD = ("example_incremental_load", {"load_date": "2026-01-15"})
 AFTER_THE_FACT = {"backoff": BACKOFF_RUN, "pool": POOL_RUN, "first_load": FIRST_LOAD}
 # A deferred sensor leaves the Celery workers' active tasks within this many seconds.
-RELEASE_WITHIN = 30
+RELEASE_WITHIN = 20
 
 
 @pytest.fixture(scope="module")
