@@ -33,7 +33,7 @@ COVERAGE: Counter[str] = Counter()
 KILLED = (
     "sent only when the scheduler fails a task instance whose heartbeat stopped or that Celery reported "
     "finished behind Airflow's back (a worker killed mid-task): no test before test_08 kills a worker "
-    "mid-task (scale-downs are warm, test_04 kills a scheduler); test_12's worker kills come after"
+    "mid-task (scale-downs are warm); test_12's worker kills come after"
 )
 # Metrics that only an event sends, so that a healthy stack after the example workload may have no
 # series of them: metric name (or one exact selector of a metric, where only that selection is an

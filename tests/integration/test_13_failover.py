@@ -1,5 +1,6 @@
 """High availability: killing a scheduler in the middle of a run still ends the run in success,
-and later runs are scheduled by the surviving scheduler alone."""
+and later runs are scheduled by the surviving scheduler alone. After test_09 on purpose: its degraded-HA
+alert expects both schedulers to have been alive for the last 2 minutes, which a kill restarts."""
 
 from __future__ import annotations
 
