@@ -60,14 +60,16 @@ from werkzeug.security import check_password_hash
 
 engine = sqlalchemy.create_engine(os.environ["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"])
 with engine.connect() as connection:
-    stored = connection.execute(
+    user = connection.execute(
         sqlalchemy.text("SELECT password FROM ab_user WHERE username = :name"),
         {"name": os.environ["AIRFLOW_ADMIN_USER"]},
-    ).scalar()
-if stored is None:
+    ).first()
+if user is None:
     print("absent")
+elif user.password and check_password_hash(user.password, os.environ["AIRFLOW_ADMIN_PASSWORD"]):
+    print("unchanged")
 else:
-    print("unchanged" if check_password_hash(stored, os.environ["AIRFLOW_ADMIN_PASSWORD"]) else "changed")
+    print("changed")  # a user without a password gets the one of .env too
 PY
 ) || die "could not read the admin user '${AIRFLOW_ADMIN_USER}' from the metadata database"
 case "$admin" in
