@@ -170,7 +170,6 @@ class Workload:
             lambda: (state := self.run_state()) in TERMINAL and state,
             timeout,
             f"run {self.run_id} to finish",
-            every=3.0,
         )  # type: ignore[return-value]
 
     def requeued_as_stuck(self) -> int:

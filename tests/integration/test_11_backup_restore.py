@@ -105,10 +105,10 @@ def test_backup_age_reaches_prometheus_and_backup_too_old_follows_it(stack: Inte
 
     stack.sql("UPDATE db_backup.status SET last_success_at = " + AGED)
     try:
-        wait_until(lambda: backup_too_old(stack), 120, "BackupTooOld on an aged backup", every=5)
+        wait_until(lambda: backup_too_old(stack), 120, "BackupTooOld on an aged backup")
     finally:
         stack.sql(bind("UPDATE db_backup.status SET last_success_at = to_timestamp({at})", at=float(success)))
-    wait_until(lambda: not backup_too_old(stack), 120, "BackupTooOld to clear", every=5)
+    wait_until(lambda: not backup_too_old(stack), 120, "BackupTooOld to clear")
 
 
 def test_scheduled_backups_run_at_start_and_apply_retention(stack: IntegrationStack) -> None:
