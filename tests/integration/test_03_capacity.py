@@ -24,7 +24,10 @@ from tests.integration.testbed import IntegrationStack
 
 WORKERS = 3
 TASKS = 64  # more than 3 workers' 48 slots, so the scale-down happens with work still to start
-SLEEP = 30  # I/O-bound: each task only sleeps; long enough for all 48 to start before the first ends
+# I/O-bound: each task only sleeps. Long enough for all 48 to start before the first ends (the first 48
+# started within 6 s of each other) and for the tests between to run before the scale-down, which needs
+# tasks still running on the workers it removes.
+SLEEP = 25
 CONFIRM = 30  # scripts/worker_capacity.py --confirm: a lost worker's slots go after this
 
 
